@@ -1,0 +1,41 @@
+# Everything installs itself: uv (through pip when missing), then the locked environment.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+# llama-cpp-python is built from source on first install. Portable AVX2 build without the
+# parts the service never uses; native builds have crashed in llama_decode on some CPUs.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
+	-DLLAMA_BUILD_TOOLS=OFF -DLLAMA_CURL=OFF
+export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
+
+.PHONY: install run test lint typecheck pytest
+
+install: .venv/.installed
+
+.venv/.installed: pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || { echo "uv not found: installing it with pip"; \
+		$(PYTHON) -m pip install --quiet uv; }
+	@if [ ! -d .venv ] || ! .venv/bin/python -c "import llama_cpp" >/dev/null 2>&1; then \
+		echo "First install: compiling llama.cpp for the embedded language model" \
+		     "(about 10 minutes on 2 cores; cached afterwards)."; fi
+	$(UV) sync --locked
+	@touch $@
+
+run: install  ## serve the API on http://$(HOST):$(PORT) with the configured engines
+	$(UV) run --locked voice-orchestrator serve --host $(HOST) --port $(PORT)
+
+lint: install
+	$(UV) run --locked ruff check .
+	$(UV) run --locked ruff format --check .
+
+typecheck: install
+	$(UV) run --locked mypy
+
+pytest: install
+	$(UV) run --locked pytest
+
+test: lint typecheck pytest

@@ -1,0 +1,31 @@
+"""Dependencies: what a route needs, taken from the application state built in the lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from ..pipeline.admission import Slots
+from ..pipeline.sessions import SessionStore
+from ..providers.base import Providers
+from ..settings import Settings
+
+
+@dataclass(slots=True)
+class Services:
+    """Everything the lifespan builds, kept on ``app.state.services``."""
+
+    settings: Settings
+    providers: Providers
+    slots: Slots
+    sessions: SessionStore
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]

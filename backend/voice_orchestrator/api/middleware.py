@@ -1,0 +1,98 @@
+"""Pure ASGI middleware: request ids and the last-resort error handler, and the upload cap."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..errors import OrchestratorError, PayloadTooLarge
+from ..observability import request_id_var, session_id_var
+from .errors import from_exception, internal_error
+
+logger = logging.getLogger(__name__)
+
+VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class RequestContext:
+    """Gives every HTTP request an id (the client's own when valid), puts it in the logging
+    context and on every response, and turns anything unhandled into a 500 without a trace."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        given = _header(scope, b"x-request-id")
+        request_id = given if given and VALID_REQUEST_ID.match(given) else str(uuid.uuid4())
+        scope.setdefault("state", {})["request_id"] = request_id
+        token = request_id_var.set(request_id)
+        session_token = session_id_var.set(None)
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except OrchestratorError as e:
+            if scope["type"] == "http" and not started:
+                await from_exception(e)(scope, receive, send_with_id)
+        except Exception:
+            logger.exception("unhandled error")
+            if scope["type"] == "http" and not started:
+                await internal_error()(scope, receive, send_with_id)
+        finally:
+            session_id_var.reset(session_token)
+            request_id_var.reset(token)
+
+
+class BodyLimit:
+    """Refuses request bodies over ``max_bytes`` while they arrive: at once when the declared
+    length is too big, else as soon as the running count passes the cap."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await from_exception(self._error())(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise self._error()
+            return message
+
+        await self.app(scope, counted, send)
+
+    def _error(self) -> PayloadTooLarge:
+        return PayloadTooLarge(f"The request body exceeds the limit of {self.max_bytes} bytes.")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None

@@ -1,0 +1,75 @@
+"""The application factory. Nothing is built at import: ``create_app`` and its lifespan do it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+
+from fastapi import FastAPI
+
+from .api import errors
+from .api.deps import Services
+from .api.dialogue import router as dialogue_router
+from .api.middleware import BodyLimit, RequestContext
+from .observability import configure_logging
+from .pipeline.admission import Slots
+from .pipeline.sessions import MemorySessionStore, SessionStore
+from .providers.base import Providers
+from .providers.factory import build_providers
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+
+VERSION = version("voice-orchestrator")
+
+
+def _session_store(settings: Settings) -> SessionStore:
+    return MemorySessionStore(
+        max_turns=settings.max_history_turns,
+        ttl_s=settings.session_ttl_s,
+        max_sessions=settings.max_stored_sessions,
+    )
+
+
+def create_app(settings: Settings | None = None, providers: Providers | None = None) -> FastAPI:
+    """Builds the app. Tests pass ``settings`` and in-process ``providers``; otherwise settings
+    come from the environment and providers are built (engines loaded) in the lifespan."""
+    settings = settings if settings is not None else Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        built = providers if providers is not None else await build_providers(settings)
+        services = Services(
+            settings=settings,
+            providers=built,
+            slots=Slots(settings.max_concurrency, settings.queue_timeout_s),
+            sessions=_session_store(settings),
+        )
+        app.state.services = services
+        logger.info("service ready", extra={"version": VERSION})
+        try:
+            yield
+        finally:
+            await services.sessions.aclose()
+            await built.aclose()
+
+    app = FastAPI(
+        title="voice-orchestrator",
+        version=VERSION,
+        summary="Spoken question in, spoken answer out.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.include_router(dialogue_router, tags=["dialogue"])
+    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(RequestContext)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Entry point for ``uvicorn --factory``: settings and logging from the environment."""
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return create_app(settings)

@@ -1,0 +1,1 @@
+"""One dialogue turn and what surrounds it: sentence chunking, sessions, admission."""

@@ -1,0 +1,246 @@
+"""One dialogue turn: transcribe, stream the reply, cut it into sentences, synthesize each.
+
+The language model and the speech synthesizer run concurrently: sentence k is synthesized while
+the model writes sentence k+1, and audio leaves in reply order. A turn is consumed as an async
+iterator of events; closing the iterator (client gone, barge-in) cancels all of its work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..audio import Audio, resample
+from ..errors import OrchestratorError, ProviderFailed, ProviderTimeout, SpeechNotRecognized
+from ..providers.base import ChatMessage, Providers, Transcript
+from .sentences import SentenceChunker
+
+
+@dataclass(frozen=True, slots=True)
+class StageTimeouts:
+    """Seconds each stage may take: STT per utterance, LLM per reply, TTS per sentence."""
+
+    stt_s: float = 30.0
+    llm_s: float = 30.0
+    tts_s: float = 30.0
+
+
+@dataclass(slots=True)
+class TurnTimings:
+    """Milliseconds. Stage times run from a stage's first call to its last byte, so they may
+    overlap; first audio and total count from when the request was received."""
+
+    stt_ms: float | None = None
+    llm_first_token_ms: float | None = None
+    llm_ms: float | None = None
+    tts_first_audio_ms: float | None = None
+    tts_ms: float | None = None
+    first_audio_ms: float | None = None
+    total_ms: float | None = None
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            name: round(value, 1)
+            for name in self.__slots__
+            if (value := getattr(self, name)) is not None
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptReady:
+    text: str
+    language: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class AudioChunk:
+    """Speech of one sentence (or part of it); ``sentence`` is the text it speaks."""
+
+    audio: Audio
+    sentence: str
+    sentence_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class TurnDone:
+    transcript: str
+    response_text: str
+    sample_rate: int
+    timings: TurnTimings
+
+
+TurnEvent = TranscriptReady | TextDelta | AudioChunk | TurnDone
+
+
+def _ms_since(start: float) -> float:
+    return (time.perf_counter() - start) * 1000
+
+
+@dataclass
+class DialogueTurn:
+    """A single turn. ``context`` is what precedes the user's words: the system prompt and the
+    session's history. ``started_at`` is ``time.perf_counter()`` when the request arrived."""
+
+    providers: Providers
+    audio: Audio
+    context: Sequence[ChatMessage]
+    started_at: float
+    voice: str | None = None
+    language: str | None = None
+    timeouts: StageTimeouts = field(default_factory=StageTimeouts)
+    timings: TurnTimings = field(default_factory=TurnTimings)
+
+    async def events(self) -> AsyncIterator[TurnEvent]:
+        """Yields TranscriptReady, then TextDelta and AudioChunk as they come, then TurnDone.
+        Raises OrchestratorError subclasses (and anything a provider leaks)."""
+        queue: asyncio.Queue[TurnEvent | Exception | None] = asyncio.Queue()
+        task = asyncio.create_task(self._run(queue))
+        try:
+            while (item := await queue.get()) is not None:
+                if isinstance(item, Exception):
+                    raise item
+                yield item
+        finally:
+            task.cancel()
+            await asyncio.wait({task})
+
+    async def _run(self, out: asyncio.Queue[TurnEvent | Exception | None]) -> None:
+        try:
+            transcript = await self._transcribe()
+            out.put_nowait(TranscriptReady(transcript.text, transcript.language))
+            messages = [*self.context, ChatMessage("user", transcript.text)]
+            sentences: asyncio.Queue[str | None] = asyncio.Queue()
+            reply: list[str] = []
+            rate: list[int] = []
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._generate(messages, sentences, out, reply))
+                group.create_task(self._speak(sentences, out, rate))
+            self.timings.total_ms = _ms_since(self.started_at)
+            out.put_nowait(TurnDone(transcript.text, "".join(reply).strip(), rate[0], self.timings))
+            out.put_nowait(None)
+        except Exception as e:  # handed to the consumer, which raises it
+            out.put_nowait(_first_error(e))
+
+    async def _transcribe(self) -> Transcript:
+        start = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.timeouts.stt_s):
+                transcript = await self.providers.stt.transcribe(self.audio, language=self.language)
+        except TimeoutError as e:
+            raise ProviderTimeout("stt", "The stt service did not answer in time.") from e
+        finally:
+            self.timings.stt_ms = _ms_since(start)
+        if not transcript.text.strip():
+            raise SpeechNotRecognized("No speech was recognized in the audio.")
+        return transcript
+
+    async def _generate(
+        self,
+        messages: Sequence[ChatMessage],
+        sentences: asyncio.Queue[str | None],
+        out: asyncio.Queue[TurnEvent | Exception | None],
+        reply: list[str],
+    ) -> None:
+        start = time.perf_counter()
+        chunker = SentenceChunker()
+        stream = self.providers.llm.stream(messages)
+        try:
+            async with asyncio.timeout(self.timeouts.llm_s):
+                async for delta in stream:
+                    if self.timings.llm_first_token_ms is None:
+                        self.timings.llm_first_token_ms = _ms_since(start)
+                    reply.append(delta)
+                    out.put_nowait(TextDelta(delta))
+                    for sentence in chunker.push(delta):
+                        sentences.put_nowait(sentence)
+        except TimeoutError as e:
+            raise ProviderTimeout("llm", "The llm service did not finish in time.") from e
+        finally:
+            await _aclose(stream)
+            self.timings.llm_ms = _ms_since(start)
+        for sentence in chunker.flush():
+            sentences.put_nowait(sentence)
+        sentences.put_nowait(None)
+        if not "".join(reply).strip():
+            raise ProviderFailed("llm", "The llm service returned an empty reply.")
+
+    async def _speak(
+        self,
+        sentences: asyncio.Queue[str | None],
+        out: asyncio.Queue[TurnEvent | Exception | None],
+        rate: list[int],
+    ) -> None:
+        start: float | None = None
+        index = 0
+        try:
+            while (sentence := await sentences.get()) is not None:
+                if start is None:
+                    start = time.perf_counter()
+                await self._speak_one(sentence, index, out, rate, start)
+                index += 1
+        finally:
+            if start is not None:
+                self.timings.tts_ms = _ms_since(start)
+        if not rate:
+            raise ProviderFailed("tts", "The tts service returned no audio.")
+
+    async def _speak_one(
+        self,
+        sentence: str,
+        index: int,
+        out: asyncio.Queue[TurnEvent | Exception | None],
+        rate: list[int],
+        start: float,
+    ) -> None:
+        stream = self.providers.tts.synthesize(sentence, voice=self.voice)
+        try:
+            async with asyncio.timeout(self.timeouts.tts_s):
+                async for chunk in stream:
+                    if chunk.frames == 0:
+                        continue
+                    if not rate:
+                        rate.append(chunk.sample_rate)
+                        self.timings.tts_first_audio_ms = _ms_since(start)
+                        self.timings.first_audio_ms = _ms_since(self.started_at)
+                    elif chunk.sample_rate != rate[0]:
+                        chunk = await asyncio.to_thread(resample, chunk, rate[0])
+                    out.put_nowait(AudioChunk(chunk, sentence, index))
+        except TimeoutError as e:
+            raise ProviderTimeout("tts", "The tts service did not answer in time.") from e
+        finally:
+            await _aclose(stream)
+
+
+async def _aclose(stream: AsyncIterator[Any]) -> None:
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        await close()
+
+
+def _first_error(error: Exception) -> Exception:
+    """The error to report from a task group's failure: a domain error when there is one."""
+    if isinstance(error, ExceptionGroup):
+        leaves = _leaves(error)
+        for leaf in leaves:
+            if isinstance(leaf, OrchestratorError):
+                return leaf
+        return leaves[0]
+    return error
+
+
+def _leaves(group: BaseExceptionGroup[Any]) -> list[Exception]:
+    found: list[Exception] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found.extend(_leaves(exc))
+        elif isinstance(exc, Exception):
+            found.append(exc)
+    return found

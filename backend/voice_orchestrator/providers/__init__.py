@@ -1,0 +1,1 @@
+"""Speech-to-text, language model and text-to-speech providers behind small Protocols."""

@@ -1,0 +1,271 @@
+"""Adapters for any OpenAI-compatible upstream (OpenAI, Groq, vLLM, Ollama, llama.cpp server,
+speaches, Kokoro-FastAPI, LocalAI) over the official SDK.
+
+SDK errors become domain errors here and nowhere else. The SDK's own retries are off: retries
+happen in ``with_retries`` so that they honour the stage deadline and are counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import httpx2
+import openai
+
+from ..audio import Audio, encode_wav, parse_wav
+from ..errors import (
+    ProviderError,
+    ProviderFailed,
+    ProviderStage,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+from ..settings import LLMSettings, StageSettings, STTSettings, TTSSettings
+from .base import ChatMessage, ProviderHealth, Transcript
+from .retry import RetryHook, with_retries
+
+T = TypeVar("T")
+
+DEFAULT_MODELS = {"stt": "whisper-1", "llm": "gpt-4o-mini", "tts": "gpt-4o-mini-tts"}
+DEFAULT_VOICE = "alloy"
+# Local servers that need no key still get one: the SDK refuses to build a client without.
+NO_KEY = "no-key"
+RETRYABLE_STATUSES = frozenset({408, 429})
+
+
+def create_client(stage: StageSettings) -> openai.AsyncOpenAI:
+    """One client per upstream; it owns a connection pool (closed by ``await client.close()``)."""
+    key = stage.api_key.get_secret_value() if stage.api_key is not None else NO_KEY
+    return openai.AsyncOpenAI(
+        api_key=key or NO_KEY,
+        base_url=stage.base_url,
+        timeout=stage.timeout_s,
+        max_retries=0,
+    )
+
+
+def _retry_after_s(headers: httpx2.Headers) -> float | None:
+    if (ms := headers.get("retry-after-ms")) is not None:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, parsed.timestamp() - time.time())
+
+
+def convert_error(stage: ProviderStage, error: Exception) -> ProviderError:
+    """Maps an SDK or transport failure to the domain error the contract names."""
+    if isinstance(error, ProviderError):
+        return error
+    if isinstance(error, openai.APITimeoutError | httpx2.TimeoutException | TimeoutError):
+        return ProviderTimeout(stage, f"The {stage} service did not answer in time.")
+    if isinstance(error, openai.APIConnectionError | httpx2.TransportError):
+        return ProviderUnavailable(
+            stage, f"The {stage} service could not be reached.", retryable=True
+        )
+    if isinstance(error, openai.APIStatusError):
+        status = error.status_code
+        if status in RETRYABLE_STATUSES or status >= 500:
+            return ProviderUnavailable(
+                stage,
+                f"The {stage} service answered {status}.",
+                retryable=True,
+                retry_after_s=_retry_after_s(error.response.headers),
+            )
+        return ProviderFailed(stage, f"The {stage} service refused the request ({status}).")
+    return ProviderFailed(stage, f"The {stage} service sent a response that could not be used.")
+
+
+class _Stage:
+    """Shared plumbing of the three adapters: the client, deadlines, retries, conversion."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        stage: ProviderStage,
+        client: openai.AsyncOpenAI,
+        settings: StageSettings,
+        on_retry: RetryHook | None,
+    ) -> None:
+        self._stage: ProviderStage = stage
+        self._client = client
+        self._settings = settings
+        self._on_retry = on_retry
+        self._model = settings.model or DEFAULT_MODELS[stage]
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    async def _call(self, request: Callable[[float], Awaitable[T]], deadline: float) -> T:
+        """One request with retries; ``request`` gets the seconds left as its timeout."""
+        loop = asyncio.get_running_loop()
+
+        async def attempt() -> T:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise ProviderTimeout(
+                    self._stage, f"The {self._stage} service did not answer in time."
+                )
+            try:
+                return await request(remaining)
+            except (openai.OpenAIError, httpx2.HTTPError, ValueError, TypeError) as e:
+                raise convert_error(self._stage, e) from e
+
+        return await with_retries(
+            attempt,
+            max_retries=self._settings.max_retries,
+            deadline=deadline,
+            on_retry=self._on_retry,
+        )
+
+    def _deadline(self) -> float:
+        return asyncio.get_running_loop().time() + self._settings.timeout_s
+
+    async def health(self) -> ProviderHealth:
+        start = time.perf_counter()
+        try:
+            await self._client.models.retrieve(self._model, timeout=self._settings.timeout_s)
+        except openai.NotFoundError:
+            # Reachable and authorised, but the model is unknown there: a broken configuration.
+            return ProviderHealth("unhealthy", _ms(start), f"model {self._model!r} not found")
+        except (openai.OpenAIError, httpx2.HTTPError) as e:
+            error = convert_error(self._stage, e)
+            return ProviderHealth("unhealthy", _ms(start), error.message)
+        return ProviderHealth("healthy", _ms(start))
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000
+
+
+class OpenAISpeechToText(_Stage):
+    """``audio.transcriptions.create`` on a WAV of the utterance."""
+
+    sample_rate = 16_000
+
+    def __init__(
+        self, client: openai.AsyncOpenAI, settings: STTSettings, on_retry: RetryHook | None = None
+    ) -> None:
+        super().__init__("stt", client, settings, on_retry)
+        self._language = settings.language
+
+    async def transcribe(self, audio: Audio, *, language: str | None = None) -> Transcript:
+        wav = encode_wav(audio)
+        lang = language or self._language
+
+        async def request(budget_s: float) -> Transcript:
+            result: Any = await self._client.audio.transcriptions.create(
+                model=self._model,
+                file=("audio.wav", wav, "audio/wav"),
+                response_format="json",
+                timeout=budget_s,
+                language=lang or openai.omit,
+            )
+            text = getattr(result, "text", None)
+            if not isinstance(text, str):
+                raise ProviderFailed("stt", "The stt service sent a response without text.")
+            return Transcript(text.strip(), lang)
+
+        return await self._call(request, self._deadline())
+
+
+class OpenAIChatModel(_Stage):
+    """``chat.completions.create(stream=True)``; retried only until the first delta arrives."""
+
+    def __init__(
+        self, client: openai.AsyncOpenAI, settings: LLMSettings, on_retry: RetryHook | None = None
+    ) -> None:
+        super().__init__("llm", client, settings, on_retry)
+        self._max_tokens = settings.max_tokens
+        self._temperature = settings.temperature
+
+    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
+        deadline = self._deadline()
+        payload: Any = [{"role": m.role, "content": m.content} for m in messages]
+
+        async def request(budget_s: float) -> Any:
+            return await self._client.chat.completions.create(
+                model=self._model,
+                messages=payload,
+                stream=True,
+                max_tokens=self._max_tokens,
+                temperature=self._temperature,
+                timeout=budget_s,
+            )
+
+        response = await self._call(request, deadline)
+        try:
+            async with asyncio.timeout_at(deadline):
+                async for chunk in response:
+                    choices = getattr(chunk, "choices", None)
+                    if not isinstance(choices, list):
+                        raise ProviderFailed("llm", "The llm service sent a malformed chunk.")
+                    if not choices:
+                        continue
+                    content = getattr(getattr(choices[0], "delta", None), "content", None)
+                    if isinstance(content, str) and content:
+                        yield content
+        except TimeoutError as e:
+            raise ProviderTimeout("llm", "The llm service did not finish in time.") from e
+        except (openai.OpenAIError, httpx2.HTTPError, ValueError, TypeError, AttributeError) as e:
+            raise convert_error("llm", e) from e
+        finally:
+            # Closing the SDK stream closes the HTTP response, which stops the upstream.
+            await response.close()
+
+
+class OpenAITextToSpeech(_Stage):
+    """``audio.speech.create``; WAV by default, read at the rate its header states."""
+
+    def __init__(
+        self, client: openai.AsyncOpenAI, settings: TTSSettings, on_retry: RetryHook | None = None
+    ) -> None:
+        super().__init__("tts", client, settings, on_retry)
+        self._voice = settings.voice or DEFAULT_VOICE
+        self._format = settings.response_format
+        self._pcm_rate = settings.pcm_sample_rate
+
+    async def synthesize(self, text: str, *, voice: str | None = None) -> AsyncIterator[Audio]:
+        async def request(budget_s: float) -> Audio:
+            response = await self._client.audio.speech.create(
+                model=self._model,
+                voice=voice or self._voice,
+                input=text,
+                response_format=self._format,
+                timeout=budget_s,
+            )
+            return self._decode(response.content)
+
+        yield await self._call(request, self._deadline())
+
+    def _decode(self, body: bytes) -> Audio:
+        if self._format == "pcm":
+            if len(body) % 2:
+                raise ProviderFailed("tts", "The tts service sent PCM of odd length.")
+            return Audio(body, self._pcm_rate)
+        try:
+            return parse_wav(body)
+        except ValueError as e:
+            raise ProviderFailed(
+                "tts", "The tts service sent audio that could not be decoded."
+            ) from e
