@@ -29,7 +29,8 @@ async def test_turn_over_real_http(live_server: ServerFactory) -> None:
         response = await client.post(URL, files={"audio": ("q.wav", make_wav(1.0), "audio/wav")})
     assert response.status_code == 200
     samples, rate = sf.read(io.BytesIO(response.content))
-    assert rate == 22_050 and len(samples) > 0
+    assert rate == 22_050
+    assert len(samples) > 0
     assert "x-processing-time-total" in response.headers
     assert response.headers["x-request-id"]
 

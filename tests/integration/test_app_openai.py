@@ -45,7 +45,7 @@ async def test_turn_through_real_adapters(
         return_value=sse("Two plus two ", "is four. ", "Easy.")
     )
     tts = httpx2_mock.post("http://tts.test/v1/audio/speech").mock(
-        side_effect=lambda request: httpx.Response(
+        side_effect=lambda _: httpx.Response(
             200, content=encode_wav(tone(0.4, 24_000)), headers={"content-type": "audio/wav"}
         )
     )
@@ -60,7 +60,9 @@ async def test_turn_through_real_adapters(
     samples, rate = sf.read(io.BytesIO(response.content))
     assert rate == 24_000
     assert len(samples) == pytest.approx(0.8 * 24_000, abs=2)
-    assert stt.call_count == 1 and llm.call_count == 1 and tts.call_count == 2
+    assert stt.call_count == 1
+    assert llm.call_count == 1
+    assert tts.call_count == 2
     assert "authorization" in stt.calls.last.request.headers
     assert llm.calls.last.request.headers["authorization"] == "Bearer sk-llm"
     assert tts.calls.last.request.headers["authorization"] == "Bearer sk-fallback"

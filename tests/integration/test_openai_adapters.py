@@ -82,7 +82,8 @@ async def test_canary_the_mock_sees_the_request(httpx2_mock: respx.Router) -> No
     request = route.calls.last.request
     assert request.headers["authorization"] == f"Bearer {KEY}"
     body = request.content
-    assert b'name="model"' in body and b"whisper-large" in body
+    assert b'name="model"' in body
+    assert b"whisper-large" in body
     assert b'name="language"' in body
     assert b"RIFF" in body  # the audio went up as a WAV file
     assert transcript.text == "What time is it?"
@@ -113,7 +114,8 @@ async def test_speech_wav_is_read_at_its_real_rate(httpx2_mock: respx.Router, ra
     chunks = [a async for a in tts(voice="nova").synthesize("Hello there.")]
     assert chunks == [audio]
     sent = json.loads(route.calls.last.request.content)
-    assert sent["voice"] == "nova" and sent["input"] == "Hello there."
+    assert sent["voice"] == "nova"
+    assert sent["input"] == "Hello there."
     assert sent["response_format"] == "wav"
 
 
@@ -214,7 +216,8 @@ async def test_unreachable(httpx2_mock: respx.Router, stage: str) -> None:
 @pytest.mark.parametrize(
     ("stage", "response"),
     [
-        ("stt", httpx.Response(200, text="<html>oops</html>", headers={"content-type": "text/html"})),
+        ("stt", httpx.Response(200, text="<html>oops</html>",
+                               headers={"content-type": "text/html"})),
         ("stt", httpx.Response(200, json={"unexpected": 1})),
         ("llm", httpx.Response(200, text="data: {not json\n\n",
                                headers={"content-type": "text/event-stream"})),

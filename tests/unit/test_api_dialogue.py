@@ -21,6 +21,7 @@ from ..conftest import AppClient
 from ..fakes import FakeLLM, FakeSTT, FakeTTS, fake_providers, make_wav
 
 URL = "/api/orchestrator/dialogue"
+WAV = {"content-type": "audio/wav"}
 TIMING_HEADERS = (
     "x-processing-time-stt",
     "x-processing-time-llm",
@@ -125,7 +126,8 @@ async def test_stream_sends_streaming_wav_without_timing_headers(app_client: App
         )
     assert response.status_code == 200, response.text
     body = response.content
-    assert body[:4] == b"RIFF" and body[4:8] == b"\xff\xff\xff\xff"
+    assert body[:4] == b"RIFF"
+    assert body[4:8] == b"\xff\xff\xff\xff"
     assert body[40:44] == b"\xff\xff\xff\xff"
     assert len(body) > 44
     for name in TIMING_HEADERS:
@@ -177,7 +179,7 @@ async def test_history_is_capped(app_client: AppClient) -> None:
         ),
         (make_wav(1.0), {"content-type": "text/plain"}, 415, "UNSUPPORTED_MEDIA_TYPE"),
     ],
-)
+)  # fmt: skip
 async def test_validation_errors(
     app_client: AppClient, content: bytes, headers: dict[str, str], status: int, code: str
 ) -> None:

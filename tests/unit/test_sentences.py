@@ -76,7 +76,8 @@ def test_long_run_is_cut_at_a_clause() -> None:
     text = "word " * 30 + "and then, " + "more words " * 5
     chunker = SentenceChunker(soft_limit=100, hard_limit=200)
     parts = chunker.push(text)
-    assert parts and parts[0].endswith("then,")
+    assert parts
+    assert parts[0].endswith("then,")
 
 
 def test_long_run_without_marks_is_cut_at_a_space() -> None:
