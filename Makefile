@@ -12,7 +12,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=O
 	-DLLAMA_BUILD_TOOLS=OFF -DLLAMA_CURL=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: install run test lint typecheck pytest
+.PHONY: install run test lint typecheck pytest openapi
 
 install: .venv/.installed
 
@@ -39,3 +39,6 @@ pytest: install
 	$(UV) run --locked pytest
 
 test: lint typecheck pytest
+
+openapi: install  ## regenerate specs/openapi.yaml from the app
+	$(UV) run --locked python -m voice_orchestrator.openapi specs/openapi.yaml
