@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from .api import errors
 from .api.deps import Services
 from .api.dialogue import router as dialogue_router
-from .api.middleware import BodyLimit, RequestContext
+from .api.middleware import ApiKeyAuth, BodyLimit, RequestContext
 from .observability import configure_logging
 from .pipeline.admission import Slots
 from .pipeline.sessions import MemorySessionStore, SessionStore
@@ -64,6 +64,8 @@ def create_app(settings: Settings | None = None, providers: Providers | None = N
     errors.install(app)
     app.include_router(dialogue_router, tags=["dialogue"])
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
+    keys = [key.get_secret_value().encode() for key in settings.api_keys]
+    app.add_middleware(ApiKeyAuth, keys=keys)
     app.add_middleware(RequestContext)
     return app
 

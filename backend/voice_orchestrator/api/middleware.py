@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 import uuid
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import OrchestratorError, PayloadTooLarge
+from ..errors import OrchestratorError, PayloadTooLarge, Unauthorized
 from ..observability import request_id_var, session_id_var
 from .errors import from_exception, internal_error
 
@@ -95,4 +97,56 @@ def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", []):
         if key == name:
             return bytes(value).decode("latin-1")
+    return None
+
+
+class ApiKeyAuth:
+    """When keys are configured, every ``/api`` route needs one, as ``Authorization: Bearer
+    KEY`` or ``X-API-Key: KEY`` (WebSocket clients in browsers may use ``?api_key=KEY``).
+    Keys are compared in constant time; ``/health``, ``/metrics`` and ``/docs`` stay open."""
+
+    def __init__(self, app: ASGIApp, keys: list[bytes]) -> None:
+        self.app = app
+        self.keys = keys
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            not self.keys
+            or scope["type"] not in ("http", "websocket")
+            or not str(scope.get("path", "")).startswith("/api/")
+            or self._authorized(scope)
+        ):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            # Refused during the handshake: the client sees HTTP 403.
+            await send({"type": "websocket.close", "code": 1008, "reason": "unauthorized"})
+            return
+        error = Unauthorized("A valid API key is required (Authorization: Bearer or X-API-Key).")
+        response = from_exception(error)
+        response.headers["WWW-Authenticate"] = "Bearer"
+        await response(scope, receive, send)
+
+    def _authorized(self, scope: Scope) -> bool:
+        given = _presented_key(scope)
+        if given is None:
+            return False
+        # Every key is compared, so timing does not tell which one nearly matched.
+        matches = [hmac.compare_digest(given, key) for key in self.keys]
+        return any(matches)
+
+
+def _presented_key(scope: Scope) -> bytes | None:
+    authorization = _header(scope, b"authorization")
+    if authorization is not None:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip().encode("latin-1")
+    api_key = _header(scope, b"x-api-key")
+    if api_key:
+        return api_key.strip().encode("latin-1")
+    if scope["type"] == "websocket":
+        for name, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")):
+            if name == "api_key" and value:
+                return value.encode("utf-8")
     return None
