@@ -10,7 +10,7 @@ from collections.abc import Callable
 import httpx
 import soundfile as sf
 
-from ..fakes import FakeLLM, FakeTTS, Timeline, fake_providers, make_wav
+from ..fakes import FakeLLM, FakeSTT, FakeTTS, Timeline, fake_providers, make_wav
 from .conftest import ServerFactory
 
 URL = "/api/orchestrator/dialogue"
@@ -113,3 +113,18 @@ async def test_disconnect_cancels_the_turn_and_frees_the_slot(live_server: Serve
                 llm.tokens = ["Again."]
                 response = await again.post(URL, content=make_wav(1.0), headers=WAV)
             assert response.status_code == 200
+
+
+async def test_disconnect_before_first_audio_of_a_stream(live_server: ServerFactory) -> None:
+    stt = FakeSTT(delay_s=30)
+    async with live_server(fake_providers(stt=stt), max_concurrency=1) as server:
+        slots = server.app.state.services.slots
+        client = httpx.AsyncClient(base_url=server.url)
+        request = asyncio.create_task(
+            client.post(URL, params={"stream": "true"}, content=make_wav(1.0), headers=WAV)
+        )
+        await until(lambda: bool(stt.calls))
+        request.cancel()
+        await client.aclose()
+        await until(lambda: slots.active == 0, timeout_s=2)
+        assert stt.cancelled

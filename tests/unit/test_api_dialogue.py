@@ -298,3 +298,24 @@ async def test_long_text_headers_are_cut_and_encoded(app_client: AppClient) -> N
     header = response.headers["x-transcript"]
     assert header.isascii()
     assert unquote(header) == "ü" * 1000
+
+
+async def test_malformed_multipart(app_client: AppClient) -> None:
+    async with app_client() as client:
+        response = await client.post(
+            URL,
+            content=b'--x\r\nContent-Disposition: form-data; name="audio"\r\n\r\nabc',
+            headers={"content-type": "multipart/form-data; boundary=zzz"},
+        )
+    assert response.status_code == 400
+    assert error_of(response)["code"] in {"INVALID_REQUEST", "INVALID_AUDIO_FORMAT"}
+
+
+async def test_unknown_route_and_method_keep_the_error_shape(app_client: AppClient) -> None:
+    async with app_client() as client:
+        missing = await client.get("/api/nothing")
+        wrong = await client.get(URL)
+    assert missing.status_code == 404
+    assert error_of(missing)["code"] == "NOT_FOUND"
+    assert wrong.status_code == 405
+    assert error_of(wrong)["code"] == "METHOD_NOT_ALLOWED"

@@ -16,6 +16,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from ..audio import Audio, DecodedInput, decode, encode_wav, wav_header
@@ -141,7 +142,7 @@ async def dialogue(
         events = turn.events()
         exits.push_async_callback(_aclose, events)
         if stream and not wants_json:
-            response = await _streamed(services, events, decoded, options, exits)
+            response = await _streamed(request, services, events, decoded, options, exits)
             exits = AsyncExitStack()  # the response owns the slot and the turn now
             return response
         done, audio = await _until_disconnect(request, _collect(events))
@@ -162,12 +163,17 @@ async def _read_upload(request: Request) -> tuple[bytes, Mapping[str, str]]:
     content_type = request.headers.get("content-type", "")
     media = content_type.split(";", 1)[0].strip().lower()
     if media == "multipart/form-data":
-        async with request.form(max_files=1, max_fields=16) as form:
-            upload = form.get("audio")
-            if not isinstance(upload, UploadFile):
-                raise InvalidAudio("The multipart field 'audio' with the audio file is missing.")
-            data = await upload.read()
-            fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        try:
+            async with request.form(max_files=1, max_fields=16) as form:
+                upload = form.get("audio")
+                if not isinstance(upload, UploadFile):
+                    raise InvalidAudio(
+                        "The multipart field 'audio' with the audio file is missing."
+                    )
+                data = await upload.read()
+                fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        except StarletteHTTPException as e:  # python-multipart refused the body
+            raise InvalidRequest("The multipart body is malformed.") from e
         return data, fields
     if media.startswith("audio/"):
         chunks = [chunk async for chunk in request.stream()]
@@ -266,7 +272,18 @@ class _TurnStream(StreamingResponse):
             await self._exits.aclose()
 
 
+async def _first_audio(events: AsyncIterator[TurnEvent]) -> tuple[AudioChunk, str]:
+    transcript = ""
+    async for event in events:
+        if isinstance(event, TranscriptReady):
+            transcript = event.text
+        elif isinstance(event, AudioChunk):
+            return event, transcript
+    raise RuntimeError("the turn ended without audio")
+
+
 async def _streamed(
+    request: Request,
     services: Services,
     events: AsyncIterator[TurnEvent],
     decoded: DecodedInput,
@@ -274,16 +291,7 @@ async def _streamed(
     exits: AsyncExitStack,
 ) -> Response:
     # Wait for the first audio so that a failing stage still gets its proper error status.
-    first: AudioChunk | None = None
-    transcript = ""
-    async for event in events:
-        if isinstance(event, AudioChunk):
-            first = event
-            break
-        if isinstance(event, TranscriptReady):
-            transcript = event.text
-    if first is None:
-        raise RuntimeError("the turn ended without audio")
+    first, transcript = await _until_disconnect(request, _first_audio(events))
     rate = first.audio.sample_rate
 
     async def body() -> AsyncIterator[bytes]:
