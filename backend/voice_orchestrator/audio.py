@@ -12,6 +12,7 @@ import numpy.typing as npt
 import soundfile as sf
 import soxr
 
+from .containers import decode_container, demuxer_for
 from .errors import AudioTooLong, AudioTooShort, InvalidAudio
 
 MIN_SAMPLE_RATE = 8_000
@@ -66,42 +67,36 @@ class DecodedInput:
 
 
 def decode(data: bytes, *, min_s: float, max_s: float, target_rate: int | None) -> DecodedInput:
-    """Decodes anything libsndfile reads, checks the duration limits, downmixes to mono and
-    resamples to ``target_rate`` (kept as is when None).
+    """Decodes anything libsndfile reads (and WebM/MP4 through PyAV), checks the duration
+    limits, downmixes to mono and resamples to ``target_rate`` (kept as is when None).
 
     Raises InvalidAudio, AudioTooShort or AudioTooLong.
     """
     if not data:
         raise InvalidAudio("The audio is empty.")
-    try:
-        with sf.SoundFile(io.BytesIO(data)) as f:
-            rate, channels, declared, fmt = f.samplerate, f.channels, f.frames, f.format
-            if channels < 1 or channels > MAX_CHANNELS:
-                raise InvalidAudio(f"Unsupported channel count {channels}.")
-            if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
-                raise InvalidAudio(f"Unsupported sample rate {rate} Hz.")
-            max_frames = int(max_s * rate) + 1
-            if declared > 0 and declared / rate > max_s:
-                raise AudioTooLong(
-                    f"The audio lasts {declared / rate:.1f} s; the limit is {max_s:g} s."
-                )
-            # Never read more than the limit allows, whatever the header declares.
-            samples = f.read(frames=max_frames, dtype="float32", always_2d=True)
-    except (AudioTooLong, InvalidAudio):
-        raise
-    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, MemoryError, EOFError) as e:
-        raise InvalidAudio("The audio could not be decoded.") from e
-    frames = samples.shape[0]
+    demuxer = demuxer_for(data)
+    if demuxer in ("matroska", "mp4"):
+        mono, rate, channels, fmt = decode_container(data, demuxer, max_s=max_s)
+    else:
+        try:
+            mono, rate, channels, fmt = _decode_sndfile(data, max_s=max_s)
+        except InvalidAudio:
+            if demuxer is None:
+                raise
+            # Ogg and MP3 variants libsndfile does not read.
+            mono, rate, channels, fmt = decode_container(data, demuxer, max_s=max_s)
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise InvalidAudio(f"Unsupported sample rate {rate} Hz.")
+    frames = mono.shape[0]
     if frames == 0:
         raise InvalidAudio("The audio has no frames.")
-    if not np.isfinite(samples).all():
+    if not np.isfinite(mono).all():
         raise InvalidAudio("The audio holds samples that are not finite numbers.")
-    duration = frames / rate
-    if frames >= max_frames:
+    if frames > int(max_s * rate):
         raise AudioTooLong(f"The audio lasts more than {max_s:g} s.")
+    duration = frames / rate
     if duration < min_s:
         raise AudioTooShort(f"The audio lasts {duration:.3f} s; the minimum is {min_s:g} s.")
-    mono = samples.mean(axis=1) if channels > 1 else samples[:, 0]
     out_rate = target_rate or rate
     if out_rate != rate:
         mono = soxr.resample(mono, rate, out_rate, quality="HQ")
@@ -112,6 +107,28 @@ def decode(data: bytes, *, min_s: float, max_s: float, target_rate: int | None) 
         duration_s=duration,
         format=fmt,
     )
+
+
+def _decode_sndfile(data: bytes, *, max_s: float) -> tuple[npt.NDArray[np.float32], int, int, str]:
+    """Decodes with libsndfile, downmixed; never reads past the duration limit."""
+    try:
+        with sf.SoundFile(io.BytesIO(data)) as f:
+            rate, channels, declared, fmt = f.samplerate, f.channels, f.frames, f.format
+            if channels < 1 or channels > MAX_CHANNELS:
+                raise InvalidAudio(f"Unsupported channel count {channels}.")
+            if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+                raise InvalidAudio(f"Unsupported sample rate {rate} Hz.")
+            if declared > 0 and declared / rate > max_s:
+                seconds = declared / rate
+                raise AudioTooLong(f"The audio lasts {seconds:.1f} s; the limit is {max_s:g} s.")
+            # Never read more than the limit allows, whatever the header declares.
+            samples = f.read(frames=int(max_s * rate) + 1, dtype="float32", always_2d=True)
+    except (AudioTooLong, InvalidAudio):
+        raise
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, MemoryError, EOFError) as e:
+        raise InvalidAudio("The audio could not be decoded.") from e
+    mono = samples.mean(axis=1) if channels > 1 else samples[:, 0]
+    return mono.astype(np.float32, copy=False), rate, channels, fmt
 
 
 def resample(audio: Audio, rate: int) -> Audio:

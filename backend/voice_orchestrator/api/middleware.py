@@ -146,7 +146,8 @@ def _presented_key(scope: Scope) -> bytes | None:
     if api_key:
         return api_key.strip().encode("latin-1")
     if scope["type"] == "websocket":
-        for name, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")):
+        query = bytes(scope.get("query_string", b"")).decode("latin-1")
+        for name, value in parse_qsl(query):
             if name == "api_key" and value:
                 return value.encode("utf-8")
     return None
