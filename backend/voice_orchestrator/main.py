@@ -53,7 +53,8 @@ def create_app(settings: Settings | None = None, providers: Providers | None = N
             yield
         finally:
             await services.sessions.aclose()
-            await built.aclose()
+            if providers is None:  # injected providers belong to the caller
+                await built.aclose()
 
     app = FastAPI(
         title="voice-orchestrator",
