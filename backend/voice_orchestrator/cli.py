@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -70,10 +71,16 @@ async def _client(url: str | None, api_key: str | None) -> AsyncIterator[httpx2.
         async with httpx2.AsyncClient(base_url=url, headers=headers, timeout=timeout) as client:
             yield client
         return
-    from .main import app_from_env
+    from .main import create_app
+    from .observability import configure_logging
+    from .settings import Settings
 
+    settings = Settings()
+    # A command-line run shows its own progress; service logs only when asked for.
+    level = settings.log_level if "ORCH_LOG_LEVEL" in os.environ else "WARNING"
+    configure_logging("text", level)
     print("Loading the engines (a few seconds)...", file=sys.stderr, flush=True)
-    app = app_from_env()
+    app = create_app(settings)
     async with app.router.lifespan_context(app):
         print("Engines ready.", file=sys.stderr, flush=True)
         transport = httpx2.ASGITransport(app=app)

@@ -74,3 +74,6 @@ def configure_logging(fmt: str, level: str) -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    # Libraries that narrate every call at INFO; their warnings still come through.
+    for name in ("httpx", "httpx2", "faster_whisper", "openai"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
