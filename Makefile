@@ -12,7 +12,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=O
 	-DLLAMA_BUILD_TOOLS=OFF -DLLAMA_CURL=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: install run test lint typecheck pytest openapi
+.PHONY: install run test lint typecheck pytest openapi bench
 
 install: .venv/.installed
 
@@ -42,3 +42,6 @@ test: lint typecheck pytest
 
 openapi: install  ## regenerate specs/openapi.yaml from the app
 	$(UV) run --locked python -m voice_orchestrator.openapi specs/openapi.yaml
+
+bench: install  ## orchestration overhead and first audio vs the physical limit -> bench/results.json
+	$(UV) run --locked python -m bench.run

@@ -1,0 +1,195 @@
+"""Benchmarks: orchestration overhead and first audio against the physical limit.
+
+Prints one JSON object per figure and writes them all to bench/results.json. Each latency
+figure is reported against a limit or a baseline measured in the same run.
+Run: ``make bench`` (or ``python -m bench.run [--quick]``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tests.e2e.conftest import serve
+from tests.fakes import FakeLLM, FakeSTT, FakeTTS, fake_providers, make_wav, tone
+
+from voice_orchestrator.main import create_app
+from voice_orchestrator.pipeline.dialogue import DialogueTurn
+from voice_orchestrator.providers.base import ChatMessage
+from voice_orchestrator.settings import Settings
+
+STT_S, FIRST_TOKEN_S, TOKEN_S, TTS_S = 0.200, 0.300, 0.025, 0.150
+SENTENCES, WORDS = 3, 20
+LIMIT_MS = (STT_S + FIRST_TOKEN_S + (WORDS - 1) * TOKEN_S + TTS_S) * 1000
+URL = "/api/orchestrator/dialogue"
+WAV = {"content-type": "audio/wav"}
+
+
+def reply_tokens() -> list[str]:
+    tokens: list[str] = []
+    for _ in range(SENTENCES):
+        for w in range(WORDS):
+            word = "word" if w < WORDS - 1 else "end."
+            tokens.append((" " if tokens else "") + word)
+    return tokens
+
+
+def settings() -> Settings:
+    return Settings(_env_file=None, max_concurrency=1000)
+
+
+async def pipeline_cpu(turns: int) -> dict[str, Any]:
+    """Orchestration cost of one turn with instant providers: the pipeline alone."""
+    providers = fake_providers()
+    audio = tone(1.0, 16_000)
+    context = [ChatMessage("system", "s")]
+
+    async def one() -> None:
+        turn = DialogueTurn(providers, audio, context, time.perf_counter())
+        async for _ in turn.events():
+            pass
+
+    await one()
+    cpu, wall = time.process_time(), time.perf_counter()
+    for _ in range(turns):
+        await one()
+    return {
+        "figure": "pipeline_cpu_per_turn",
+        "turns": turns,
+        "cpu_ms": round((time.process_time() - cpu) * 1000 / turns, 3),
+        "wall_ms": round((time.perf_counter() - wall) * 1000 / turns, 3),
+        "target_ms": 1.0,
+    }
+
+
+async def http_cpu(turns: int) -> dict[str, Any]:
+    """The full HTTP path in-process (ASGI): upload parsing, decode, turn, WAV encode."""
+    app = create_app(settings(), fake_providers())
+    body = make_wav(1.0)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            await client.post(URL, content=body, headers=WAV)
+            cpu, wall = time.process_time(), time.perf_counter()
+            for _ in range(turns):
+                response = await client.post(URL, content=body, headers=WAV)
+                response.raise_for_status()
+    return {
+        "figure": "http_cpu_per_turn",
+        "turns": turns,
+        "cpu_ms": round((time.process_time() - cpu) * 1000 / turns, 3),
+        "wall_ms": round((time.perf_counter() - wall) * 1000 / turns, 3),
+        "note": "in-process client and server share the CPU figure",
+    }
+
+
+def scripted() -> Any:
+    return fake_providers(
+        FakeSTT(delay_s=STT_S),
+        FakeLLM(reply_tokens(), first_token_s=FIRST_TOKEN_S, token_s=TOKEN_S),
+        FakeTTS(delay_s=TTS_S),
+    )
+
+
+async def direct_floor() -> float:
+    """First audio of the scripted providers called directly, pipelined, with no service in
+    between: what these fakes can achieve on this machine (their sleeps overshoot a little)."""
+    providers = scripted()
+    start = time.perf_counter()
+    transcript = await providers.stt.transcribe(tone(1.0, 16_000))
+    text = ""
+    async for delta in providers.llm.stream([ChatMessage("user", transcript.text)]):
+        text += delta
+        if text.endswith("."):
+            break
+    async for _ in providers.tts.synthesize(text):
+        break
+    return (time.perf_counter() - start) * 1000
+
+
+async def sequential_baseline() -> dict[str, float]:
+    """The same scripted providers run one after another: STT, whole reply, then TTS."""
+    providers = scripted()
+    start = time.perf_counter()
+    transcript = await providers.stt.transcribe(tone(1.0, 16_000))
+    text = "".join([d async for d in providers.llm.stream([ChatMessage("user", transcript.text)])])
+    first = last = 0.0
+    for sentence in text.split(". "):
+        async for _ in providers.tts.synthesize(sentence):
+            last = time.perf_counter() - start
+            first = first or last
+    return {"first_ms": first * 1000, "last_ms": last * 1000}
+
+
+async def first_audio(runs: int) -> dict[str, Any]:
+    """Client-side first and last audio of the streamed REST turn over real HTTP, and the
+    server's X-Time-To-First-Audio, each minus the physical limit."""
+    stream_first: list[float] = []
+    stream_last: list[float] = []
+    header: list[float] = []
+    app = create_app(settings(), scripted())
+    async with serve(app) as server, httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        await client.post(URL, content=b"", headers=WAV)  # warm the connection
+        body = make_wav(1.0)
+        for _ in range(runs):
+            start = time.perf_counter()
+            first = None
+            async with client.stream(
+                "POST", URL, params={"stream": "true"}, content=body, headers=WAV
+            ) as response:
+                received = 0
+                async for chunk in response.aiter_raw():
+                    received += len(chunk)
+                    if first is None and received > 44:
+                        first = time.perf_counter() - start
+            stream_last.append((time.perf_counter() - start) * 1000)
+            stream_first.append((first or 0.0) * 1000)
+            response = await client.post(URL, content=body, headers=WAV)
+            header.append(float(response.headers["x-time-to-first-audio"]))
+    baseline = await sequential_baseline()
+    floor = statistics.median([await direct_floor() for _ in range(runs)])
+    return {
+        "figure": "first_audio_over_limit",
+        "limit_ms": LIMIT_MS,
+        "runs": runs,
+        "rest_stream_first_over_ms": round(statistics.median(stream_first) - LIMIT_MS, 1),
+        "rest_stream_last_ms": round(statistics.median(stream_last), 1),
+        "rest_header_first_over_ms": round(statistics.median(header) - LIMIT_MS, 1),
+        "sequential_first_over_ms": round(baseline["first_ms"] - LIMIT_MS, 1),
+        "sequential_last_ms": round(baseline["last_ms"], 1),
+        "direct_floor_over_ms": round(floor - LIMIT_MS, 1),
+        "orchestrator_added_ms": round(statistics.median(stream_first) - floor, 1),
+        "target_over_ms": 10.0,
+        "note": "scripted delays use asyncio.sleep, which itself overshoots ~0.5 ms a call",
+    }
+
+
+async def run(quick: bool) -> list[dict[str, Any]]:
+    results = [
+        await pipeline_cpu(50 if quick else 2000),
+        await http_cpu(20 if quick else 500),
+        await first_audio(1 if quick else 5),
+    ]
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a few iterations only")
+    parser.add_argument("--out", type=Path, default=Path("bench/results.json"))
+    args = parser.parse_args()
+    results = asyncio.run(run(args.quick))
+    for result in results:
+        print(json.dumps(result))
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
