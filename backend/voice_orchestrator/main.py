@@ -13,9 +13,14 @@ from .api import errors
 from .api.deps import Services
 from .api.dialogue import router as dialogue_router
 from .api.middleware import ApiKeyAuth, BodyLimit, RequestContext
+from .api.request_metrics import RequestMetrics
+from .api.status import router as status_router
+from .health import HealthChecker, RecentOutcomes
+from .metrics import Metrics
 from .observability import configure_logging
 from .pipeline.admission import Slots
 from .pipeline.sessions import MemorySessionStore, SessionStore
+from .pipeline.telemetry import TurnTelemetry
 from .providers.base import Providers
 from .providers.factory import build_providers
 from .settings import Settings
@@ -37,21 +42,40 @@ def create_app(settings: Settings | None = None, providers: Providers | None = N
     """Builds the app. Tests pass ``settings`` and in-process ``providers``; otherwise settings
     come from the environment and providers are built (engines loaded) in the lifespan."""
     settings = settings if settings is not None else Settings()
+    # Built here, not in the lifespan, because the request middleware needs it.
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        built = providers if providers is not None else await build_providers(settings)
+        built = (
+            providers
+            if providers is not None
+            else await build_providers(settings, on_retry=metrics.count_retry)
+        )
+        slots = Slots(settings.max_concurrency, settings.queue_timeout_s)
+        metrics.watch_slots(slots)
+        outcomes = RecentOutcomes()
         services = Services(
             settings=settings,
             providers=built,
-            slots=Slots(settings.max_concurrency, settings.queue_timeout_s),
+            slots=slots,
             sessions=_session_store(settings),
+            metrics=metrics,
+            health=HealthChecker(
+                built,
+                outcomes,
+                slow_ms=settings.status_slow_ms,
+                timeout_s=settings.status_timeout_s,
+                cache_s=settings.status_cache_s,
+            ),
+            telemetry=TurnTelemetry(metrics, outcomes),
         )
         app.state.services = services
         logger.info("service ready", extra={"version": VERSION})
         try:
             yield
         finally:
+            await services.health.aclose()
             await services.sessions.aclose()
             if providers is None:  # injected providers belong to the caller
                 await built.aclose()
@@ -64,10 +88,12 @@ def create_app(settings: Settings | None = None, providers: Providers | None = N
     )
     errors.install(app)
     app.include_router(dialogue_router, tags=["dialogue"])
+    app.include_router(status_router, tags=["operations"])
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
     keys = [key.get_secret_value().encode() for key in settings.api_keys]
     app.add_middleware(ApiKeyAuth, keys=keys)
     app.add_middleware(RequestContext)
+    app.add_middleware(RequestMetrics, metrics=metrics)  # outermost: sees every status
     return app
 
 

@@ -7,8 +7,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from ..health import HealthChecker
+from ..metrics import Metrics
 from ..pipeline.admission import Slots
 from ..pipeline.sessions import SessionStore
+from ..pipeline.telemetry import TurnTelemetry
 from ..providers.base import Providers
 from ..settings import Settings
 
@@ -21,6 +24,9 @@ class Services:
     providers: Providers
     slots: Slots
     sessions: SessionStore
+    metrics: Metrics
+    health: HealthChecker
+    telemetry: TurnTelemetry
 
 
 def get_services(request: Request) -> Services:

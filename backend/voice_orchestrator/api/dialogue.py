@@ -143,7 +143,7 @@ async def dialogue(
     await exits.enter_async_context(services.slots.acquire())
     try:
         turn = await _new_turn(services, decoded.audio, options, received)
-        events = turn.events()
+        events = services.telemetry.observe(turn)
         exits.push_async_callback(_aclose, events)
         if stream and not wants_json:
             response = await _streamed(request, services, events, decoded, options, exits)
@@ -155,7 +155,6 @@ async def dialogue(
     finally:
         await exits.aclose()
     await _remember(services, options, done)
-    _log_turn(decoded, done, audio)
     if wants_json:
         return _json_response(request, decoded, options, done, audio)
     return Response(
@@ -306,7 +305,6 @@ async def _streamed(
                     yield event.audio.pcm
                 elif isinstance(event, TurnDone):
                     await _remember(services, options, event)
-                    _log_turn(decoded, event, None)
         except Exception as e:
             # The status line is gone; the stream ends short and the log says why.
             logger.warning("streamed turn failed", extra={"code": getattr(e, "code", None)})
@@ -393,14 +391,3 @@ def _json_response(
     if options.session_id:
         headers["X-Session-Id"] = options.session_id
     return Response(body.model_dump_json(), media_type="application/json", headers=headers)
-
-
-def _log_turn(decoded: DecodedInput, done: TurnDone, audio: Audio | None) -> None:
-    logger.info(
-        "dialogue turn finished",
-        extra={
-            "input_s": round(decoded.duration_s, 3),
-            "output_s": round(audio.duration_s, 3) if audio is not None else None,
-            "timings_ms": done.timings.as_dict(),
-        },
-    )

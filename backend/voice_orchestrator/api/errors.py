@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import OrchestratorError, ProviderError
-from ..observability import request_id_var
+from ..observability import note_error_code, request_id_var
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ def error_response(
     retry_after_s: float | None = None,
 ) -> JSONResponse:
     request_id = request_id_var.get()
+    note_error_code(code)
     headers = {}
     if retry_after_s is not None and status in (429, 503):
         headers["Retry-After"] = str(max(1, math.ceil(retry_after_s)))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 
@@ -47,3 +50,43 @@ class DialogueResponse(BaseModel):
     input: InputInfo
     output: OutputInfo
     audio: AudioPayload
+
+
+HealthState = Literal["healthy", "degraded", "unhealthy"]
+
+
+class ServiceHealth(BaseModel):
+    """One stage: its probe and what recent real calls of it did."""
+
+    status: HealthState
+    provider: str = Field(examples=["openai"])
+    model: str
+    latency_ms: float = Field(description="How long the probe took")
+    detail: str = Field(description="Why the stage is not healthy; empty when it is")
+
+
+class Concurrency(BaseModel):
+    limit: int = Field(description="Dialogue slots of this process (ORCH_MAX_CONCURRENCY)")
+    active: int
+    waiting: int
+
+
+class StageServices(BaseModel):
+    stt: ServiceHealth
+    llm: ServiceHealth
+    tts: ServiceHealth
+
+
+class StatusResponse(BaseModel):
+    """The service and its three stages; the HTTP status is 503 when ``status`` is unhealthy."""
+
+    status: HealthState
+    version: str
+    uptime_s: float
+    checked_at: datetime = Field(description="When the probes reported here ran (UTC)")
+    concurrency: Concurrency
+    services: StageServices
+
+
+class Liveness(BaseModel):
+    status: Literal["ok"]
