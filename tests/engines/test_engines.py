@@ -125,6 +125,19 @@ async def test_tts_cancellation_frees_the_engine(engines: Providers) -> None:
     assert time.perf_counter() - start < 1.0
 
 
+async def test_stt_cancellation_frees_the_engine(engines: Providers) -> None:
+    long_clip = load_clip("24_long_lovecraft_moon_53s_16k.wav")
+    task = asyncio.create_task(engines.stt.transcribe(long_clip))
+    await asyncio.sleep(0.3)  # let the first 30-s window start decoding
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    start = time.perf_counter()
+    await engines.stt.transcribe(load_clip("03_goforward_16k.wav"))
+    # The abandoned transcription stops after its current window instead of all 53 s.
+    assert time.perf_counter() - start < 3.0
+
+
 async def test_concurrent_turns_queue_on_the_engine(engines: Providers) -> None:
     question = [ChatMessage("user", "What is two plus two?")]
 

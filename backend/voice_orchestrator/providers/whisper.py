@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.resources
 import logging
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,23 +67,28 @@ class WhisperSTT:
         samples = audio.to_float32()
         lang = language or self._language
 
-        def run() -> Transcript:
+        def produce(stopped: Callable[[], bool]) -> Iterator[str]:
             try:
                 # The VAD filter drops non-speech first: silence or noise gives an empty
                 # transcript instead of Whisper's hallucinated "Thank you."
-                segments, info = self._model.transcribe(
+                segments, _ = self._model.transcribe(
                     samples,
                     beam_size=self._beam_size,
                     language=lang,
                     vad_filter=True,
                     condition_on_previous_text=False,
                 )
-                text = " ".join(segment.text.strip() for segment in segments).strip()
+                # Segments decode lazily, one 30-s window at a time: a cancelled turn frees
+                # the engine after the window in progress.
+                for segment in segments:
+                    if stopped():
+                        return
+                    yield segment.text.strip()
             except (RuntimeError, ValueError) as e:
                 raise ProviderFailed("stt", "The speech recognizer failed.") from e
-            return Transcript(text, getattr(info, "language", lang))
 
-        return await self._thread.run(run)
+        parts = [part async for part in self._thread.stream(produce)]
+        return Transcript(" ".join(p for p in parts if p).strip(), lang or "en")
 
     async def health(self) -> ProviderHealth:
         start = time.perf_counter()
