@@ -13,6 +13,7 @@ from .api import errors
 from .api.deps import Services
 from .api.dialogue import router as dialogue_router
 from .api.middleware import ApiKeyAuth, BodyLimit, RequestContext
+from .api.realtime import router as realtime_router
 from .api.request_metrics import RequestMetrics
 from .api.status import router as status_router
 from .health import HealthChecker, RecentOutcomes
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None, providers: Providers | None = N
     errors.install(app)
     app.include_router(dialogue_router, tags=["dialogue"])
     app.include_router(status_router, tags=["operations"])
+    app.include_router(realtime_router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
     keys = [key.get_secret_value().encode() for key in settings.api_keys]
     app.add_middleware(ApiKeyAuth, keys=keys)

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     status_cache_s: float = Field(5.0, ge=0)
 
     vad_silence_ms: int = Field(600, ge=100)
+    # Speech must last this long to count: shorter sounds (a cough) neither start a turn nor
+    # interrupt the assistant.
+    vad_start_ms: int = Field(200, ge=20, le=2000)
     playback_lead_ms: int = Field(250, ge=0)
     max_sessions: int = Field(20, ge=1)
 

@@ -27,6 +27,7 @@ class Services:
     metrics: Metrics
     health: HealthChecker
     telemetry: TurnTelemetry
+    open_sockets: int = 0  # WebSocket sessions, against ORCH_MAX_SESSIONS
 
 
 def get_services(request: Request) -> Services:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -90,3 +90,27 @@ class StatusResponse(BaseModel):
 
 class Liveness(BaseModel):
     status: Literal["ok"]
+
+
+# WebSocket messages from the client (JSON text frames), told apart by "type".
+class SessionStart(BaseModel):
+    type: Literal["session.start"]
+    session_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,128}$")
+    voice: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class InputCommit(BaseModel):
+    type: Literal["input.commit"]
+
+
+class ResponseCancel(BaseModel):
+    type: Literal["response.cancel"]
+
+
+class SessionEnd(BaseModel):
+    type: Literal["session.end"]
+
+
+ClientMessage = Annotated[
+    SessionStart | InputCommit | ResponseCancel | SessionEnd, Field(discriminator="type")
+]

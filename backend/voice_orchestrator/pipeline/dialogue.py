@@ -84,10 +84,20 @@ def _ms_since(start: float) -> float:
     return (time.perf_counter() - start) * 1000
 
 
+@dataclass(frozen=True, slots=True)
+class EarlyTranscription:
+    """A transcription started before the turn (on a pause in speech, before the end of the
+    turn was certain); ``started_at`` is ``time.perf_counter()`` when it was started."""
+
+    task: asyncio.Task[Transcript]
+    started_at: float
+
+
 @dataclass
 class DialogueTurn:
     """A single turn. ``context`` is what precedes the user's words: the system prompt and the
-    session's history. ``started_at`` is ``time.perf_counter()`` when the request arrived."""
+    session's history. ``started_at`` is ``time.perf_counter()`` when the request arrived (or the
+    utterance ended). With ``early``, its result is used instead of transcribing ``audio``."""
 
     providers: Providers
     audio: Audio
@@ -97,6 +107,7 @@ class DialogueTurn:
     language: str | None = None
     timeouts: StageTimeouts = field(default_factory=StageTimeouts)
     timings: TurnTimings = field(default_factory=TurnTimings)
+    early: EarlyTranscription | None = None
 
     async def events(self) -> AsyncIterator[TurnEvent]:
         """Yields TranscriptReady, then TextDelta and AudioChunk as they come, then TurnDone.
@@ -130,10 +141,15 @@ class DialogueTurn:
             out.put_nowait(_first_error(e))
 
     async def _transcribe(self) -> Transcript:
-        start = time.perf_counter()
+        start = time.perf_counter() if self.early is None else self.early.started_at
         try:
-            async with asyncio.timeout(self.timeouts.stt_s):
-                transcript = await self.providers.stt.transcribe(self.audio, language=self.language)
+            async with asyncio.timeout(self.timeouts.stt_s - _ms_since(start) / 1000):
+                if self.early is not None:
+                    transcript = await self.early.task
+                else:
+                    transcript = await self.providers.stt.transcribe(
+                        self.audio, language=self.language
+                    )
         except TimeoutError as e:
             raise ProviderTimeout("stt", "The stt service did not answer in time.") from e
         finally:

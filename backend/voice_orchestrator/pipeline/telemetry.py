@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Literal
 
 from ..errors import OrchestratorError, ProviderError, SpeechNotRecognized
@@ -29,7 +29,7 @@ class TurnTelemetry:
         self._metrics = metrics
         self._outcomes = outcomes
 
-    async def observe(self, turn: DialogueTurn) -> AsyncIterator[TurnEvent]:
+    async def observe(self, turn: DialogueTurn) -> AsyncGenerator[TurnEvent, None]:
         """Yields ``turn.events()`` unchanged; closing this iterator closes the turn's."""
         events = turn.events()
         output_s = 0.0
