@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -413,3 +414,23 @@ async def test_speaking_before_the_answer_starts_drops_the_pending_turn(
         interrupted = [e for e in events if e["type"] == "response.interrupted"]
         assert len(interrupted) == 1
         assert interrupted[0]["turn_id"] != done["turn_id"]
+
+
+async def test_transcription_starts_on_a_pause_before_the_turn_is_over(
+    live_server: ServerFactory,
+) -> None:
+    stt = FakeSTT(delay_s=0.2)
+    async with live_server(fake_providers(stt=stt)) as server, client(server) as c:
+        await start(c)
+        await c.speak(then_silence=False)
+        # Silence at real-time pace: the pause (200 ms) comes well before the end (600 ms).
+        frame = bytes(640)
+        for _ in range(40):
+            await c.ws.send(frame)
+            await asyncio.sleep(0.02)
+        await c.until("speech.stopped")
+        stopped_at = time.perf_counter() - stt.timeline.start  # the fake's clock
+        await c.until("response.done")
+    # The recognizer was called once, on the pause, before the end of the turn was known.
+    assert len(stt.calls) == 1
+    assert stt.timeline.at("stt.start") < stopped_at
