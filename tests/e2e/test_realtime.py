@@ -400,7 +400,8 @@ async def test_speaking_before_the_answer_starts_drops_the_pending_turn(
     live_server: ServerFactory,
 ) -> None:
     stt = FakeSTT(delay_s=0.3)
-    async with live_server(fake_providers(stt=stt)) as server, client(server) as c:
+    llm = FakeLLM()
+    async with live_server(fake_providers(stt=stt, llm=llm)) as server, client(server) as c:
         await start(c)
         await c.speak()
         await c.until("speech.stopped")
@@ -414,6 +415,10 @@ async def test_speaking_before_the_answer_starts_drops_the_pending_turn(
         interrupted = [e for e in events if e["type"] == "response.interrupted"]
         assert len(interrupted) == 1
         assert interrupted[0]["turn_id"] != done["turn_id"]
+    # The cut turn's words were not lost: they open the next utterance, which the recognizer
+    # heard whole, and the history holds no empty answer.
+    assert stt.calls[-1].duration_s > 1.5 * len(QUESTION) / 2 / SAMPLE_RATE
+    assert [m.role for m in llm.calls[-1]] == ["system", "user"]
 
 
 async def test_transcription_starts_on_a_pause_before_the_turn_is_over(

@@ -100,10 +100,15 @@ class _Response:
     """The state of one turn, as its sending side and an interruption need it."""
 
     turn_id: str
+    audio: Audio
     transcript: str | None = None
     timings: TurnTimings = field(default_factory=TurnTimings)
     sentences: dict[int, _Spoken] = field(default_factory=dict)
     task: asyncio.Task[None] | None = None
+
+    @property
+    def audio_sent(self) -> bool:
+        return any(spoken.sent_bytes for spoken in self.sentences.values())
 
     def spoken_text(self) -> str:
         """The reply as far as its audio was sent: whole sentences, then the words of the
@@ -142,6 +147,7 @@ class Conversation:
         self._early: EarlyTranscription | None = None
         self._abandoned: set[asyncio.Task[Any]] = set()
         self._turns = 0
+        self._carried: Audio | None = None
 
     async def run(self) -> None:
         try:
@@ -192,7 +198,7 @@ class Conversation:
         if isinstance(message, InputCommit):
             await self._commit()
         elif isinstance(message, ResponseCancel):
-            await self._interrupt()
+            await self._interrupt(carry=False)
         elif isinstance(message, SessionEnd):
             await self._cancel_response(notify=True)
             await self._send({"type": "session.ended", "session_id": self._session_id})
@@ -213,7 +219,7 @@ class Conversation:
         for event in self._segmenter.push(data):
             if isinstance(event, SpeechStarted):
                 # Barge-in first: stopping the assistant is what the user waits for.
-                await self._interrupt()
+                await self._interrupt(carry=True)
                 await self._send({"type": "speech.started"})
             elif isinstance(event, SpeechPaused):
                 self._start_early(event.audio)
@@ -265,7 +271,7 @@ class Conversation:
         self._drop_early()
         stt = self._services.providers.stt
         self._early = EarlyTranscription(
-            asyncio.create_task(stt.transcribe(audio)), time.perf_counter()
+            asyncio.create_task(stt.transcribe(self._with_carried(audio))), time.perf_counter()
         )
 
     def _drop_early(self) -> None:
@@ -284,23 +290,36 @@ class Conversation:
         if not task.cancelled():
             task.exception()  # retrieved: a failed speculative transcription is not news
 
+    def _with_carried(self, audio: Audio) -> Audio:
+        """The utterance with the words of a turn the user cut short before its answer began:
+        they went on speaking, so both parts are one question."""
+        if self._carried is None:
+            return audio
+        joined = Audio.concatenate([self._carried, audio], audio.sample_rate)
+        keep = int(self._settings.max_audio_s * audio.sample_rate) * 2
+        return Audio(joined.pcm[-keep:], audio.sample_rate)
+
     async def _begin(self, audio: Audio, *, keep_early: bool) -> None:
         ended_at = time.perf_counter()
-        await self._interrupt()
+        await self._interrupt(carry=False)
+        audio = self._with_carried(audio)
+        self._carried = None
         early = self._early if keep_early else None
         if early is None:
             self._drop_early()
         self._early = None
         self._turns += 1
-        response = _Response(turn_id=uuid.uuid4().hex[:12])
+        response = _Response(turn_id=uuid.uuid4().hex[:12], audio=audio)
         response.task = asyncio.create_task(self._respond(response, audio, early, ended_at))
         self._response = response
 
-    async def _interrupt(self) -> None:
-        """Barge-in or response.cancel: stops the current turn, if one is under way."""
-        await self._cancel_response(notify=True)
+    async def _interrupt(self, *, carry: bool) -> None:
+        """Barge-in or response.cancel: stops the current turn, if one is under way. With
+        ``carry``, a turn cut before any of its answer was sent passes its audio on to the next
+        utterance instead of entering the history."""
+        await self._cancel_response(notify=True, carry=carry)
 
-    async def _cancel_response(self, *, notify: bool = False) -> None:
+    async def _cancel_response(self, *, notify: bool = False, carry: bool = False) -> None:
         response, self._response = self._response, None
         if response is None or response.task is None or response.task.done():
             return
@@ -319,7 +338,9 @@ class Conversation:
                 "timings_ms": response.timings.as_dict(),
             }
         )
-        if response.transcript is not None:
+        if carry and not response.audio_sent:
+            self._carried = response.audio
+        elif response.transcript is not None:
             await self._remember(response.transcript, spoken)
 
     async def _respond(

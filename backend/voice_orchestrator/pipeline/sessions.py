@@ -71,5 +71,6 @@ def build_context(system_prompt: str, turns: list[Turn]) -> list[ChatMessage]:
     messages = [ChatMessage("system", system_prompt)] if system_prompt else []
     for turn in turns:
         messages.append(ChatMessage("user", turn.user))
-        messages.append(ChatMessage("assistant", turn.assistant))
+        if turn.assistant:  # empty when the user interrupted before any of the reply was heard
+            messages.append(ChatMessage("assistant", turn.assistant))
     return messages
