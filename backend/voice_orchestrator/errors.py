@@ -57,6 +57,14 @@ class Unauthorized(OrchestratorError):
     stage = "auth"
 
 
+class SessionStoreUnavailable(OrchestratorError):
+    """The shared session store (Redis) did not answer; reported as an internal error."""
+
+    code = "INTERNAL_ERROR"
+    stage = "internal"
+    retryable = True
+
+
 class Overloaded(OrchestratorError):
     """No dialogue slot became free in time."""
 

@@ -20,7 +20,7 @@ from .health import HealthChecker, RecentOutcomes
 from .metrics import Metrics
 from .observability import configure_logging
 from .pipeline.admission import Slots
-from .pipeline.sessions import MemorySessionStore, SessionStore
+from .pipeline.sessions import open_session_store
 from .pipeline.telemetry import TurnTelemetry
 from .providers.base import Providers
 from .providers.factory import build_providers
@@ -29,14 +29,6 @@ from .settings import Settings
 logger = logging.getLogger(__name__)
 
 VERSION = version("voice-orchestrator")
-
-
-def _session_store(settings: Settings) -> SessionStore:
-    return MemorySessionStore(
-        max_turns=settings.max_history_turns,
-        ttl_s=settings.session_ttl_s,
-        max_sessions=settings.max_stored_sessions,
-    )
 
 
 def create_app(settings: Settings | None = None, providers: Providers | None = None) -> FastAPI:
@@ -48,11 +40,17 @@ def create_app(settings: Settings | None = None, providers: Providers | None = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        built = (
-            providers
-            if providers is not None
-            else await build_providers(settings, on_retry=metrics.count_retry)
-        )
+        # First: a wrong store URL should stop start-up before the engines load.
+        sessions = await open_session_store(settings)
+        try:
+            built = (
+                providers
+                if providers is not None
+                else await build_providers(settings, on_retry=metrics.count_retry)
+            )
+        except BaseException:
+            await sessions.aclose()
+            raise
         slots = Slots(settings.max_concurrency, settings.queue_timeout_s)
         metrics.watch_slots(slots)
         outcomes = RecentOutcomes()
@@ -60,7 +58,7 @@ def create_app(settings: Settings | None = None, providers: Providers | None = N
             settings=settings,
             providers=built,
             slots=slots,
-            sessions=_session_store(settings),
+            sessions=sessions,
             metrics=metrics,
             health=HealthChecker(
                 built,

@@ -105,12 +105,9 @@ class Settings(BaseSettings):
     def _check(self) -> Self:
         if self.min_audio_s >= self.max_audio_s:
             raise ValueError("ORCH_MIN_AUDIO_S must be below ORCH_MAX_AUDIO_S")
-        if self.session_store.startswith("redis://"):
-            # Refused rather than silently kept in memory: sessions would not be shared.
-            raise ValueError(
-                "ORCH_SESSION_STORE: the Redis store is not available yet; use 'memory'"
-            )
-        if self.session_store != "memory":
+        if self.session_store != "memory" and not self.session_store.startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
             raise ValueError("ORCH_SESSION_STORE must be 'memory' or a redis:// URL")
         for name in ("stt", "llm", "tts"):
             stage: StageSettings = getattr(self, name)

@@ -155,10 +155,15 @@ class Conversation:
                 message = await self._ws.receive()
                 if message["type"] == "websocket.disconnect":
                     return
-                if (data := message.get("bytes")) is not None:
-                    await self._on_audio(data)
-                elif (text := message.get("text")) is not None and not await self._on_text(text):
-                    return
+                try:
+                    if (data := message.get("bytes")) is not None:
+                        await self._on_audio(data)
+                    elif (text := message.get("text")) is not None and not await self._on_text(
+                        text
+                    ):
+                        return
+                except OrchestratorError as e:  # e.g. the session store is unreachable
+                    await self._send_error(e)
         except (_Gone, WebSocketDisconnect):
             return
         finally:
