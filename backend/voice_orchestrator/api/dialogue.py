@@ -9,7 +9,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
@@ -31,6 +31,7 @@ from ..pipeline.dialogue import (
     TurnEvent,
     TurnTimings,
 )
+from ..pipeline.redaction import redact
 from ..pipeline.sessions import SESSION_ID, Turn, build_context
 from .deps import Services, ServicesDep
 from .schemas import AudioPayload, DialogueResponse, ErrorBody, InputInfo, OutputInfo
@@ -150,6 +151,7 @@ async def dialogue(
             exits = AsyncExitStack()  # the response owns the slot and the turn now
             return response
         done, audio = await _until_disconnect(request, _collect(events))
+        done = _redacted(services, done)
     except ClientDisconnected:
         return Response(status_code=CLIENT_CLOSED_REQUEST)
     finally:
@@ -304,16 +306,27 @@ async def _streamed(
                 if isinstance(event, AudioChunk):
                     yield event.audio.pcm
                 elif isinstance(event, TurnDone):
-                    await _remember(services, options, event)
+                    await _remember(services, options, _redacted(services, event))
         except Exception as e:
             # The status line is gone; the stream ends short and the log says why.
             logger.warning("streamed turn failed", extra={"code": getattr(e, "code", None)})
 
     headers = _input_headers(decoded)
+    if services.settings.redact:
+        transcript = redact(transcript)
     headers["X-Transcript"] = _header_text(transcript)
     if options.session_id:
         headers["X-Session-Id"] = options.session_id
     return _TurnStream(body(), exits, media_type="audio/wav", headers=headers)
+
+
+def _redacted(services: Services, done: TurnDone) -> TurnDone:
+    """The turn as it may be returned and stored: long digit runs hidden (ORCH_REDACT)."""
+    if not services.settings.redact:
+        return done
+    return replace(
+        done, transcript=redact(done.transcript), response_text=redact(done.response_text)
+    )
 
 
 async def _remember(services: Services, options: _Options, done: TurnDone) -> None:
