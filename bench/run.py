@@ -20,6 +20,7 @@ import httpx
 from tests.e2e.conftest import serve
 from tests.fakes import FakeLLM, FakeSTT, FakeTTS, fake_providers, make_wav, tone
 
+from bench import realtime
 from voice_orchestrator.main import create_app
 from voice_orchestrator.pipeline.dialogue import DialogueTurn
 from voice_orchestrator.providers.base import ChatMessage
@@ -176,6 +177,8 @@ async def run(quick: bool) -> list[dict[str, Any]]:
         await pipeline_cpu(50 if quick else 2000),
         await http_cpu(20 if quick else 500),
         await first_audio(1 if quick else 5),
+        await realtime.ws_first_audio(1 if quick else 5, scripted, LIMIT_MS),
+        await realtime.barge_in(1 if quick else 5),
     ]
     return results
 

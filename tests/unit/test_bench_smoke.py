@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bench.run import LIMIT_MS, first_audio, http_cpu, pipeline_cpu
+from bench import realtime
+from bench.run import LIMIT_MS, first_audio, http_cpu, pipeline_cpu, scripted
 
 
 async def test_bench_figures_are_well_formed() -> None:
@@ -14,3 +15,12 @@ async def test_bench_figures_are_well_formed() -> None:
     assert figure["figure"] == "first_audio_over_limit"
     # The pipelined turn starts speaking before a sequential one would.
     assert figure["rest_stream_first_over_ms"] < figure["sequential_first_over_ms"]
+
+
+async def test_realtime_figures_are_well_formed() -> None:
+    figure = await realtime.ws_first_audio(1, scripted, LIMIT_MS)
+    assert figure["ws_commit_first_over_ms"] > -LIMIT_MS
+    barge = await realtime.barge_in(1)
+    # The interruption is seen after the speech started, and no frame follows the event.
+    assert barge["voiced_to_interrupted_event_ms"] > 0
+    assert barge["voiced_to_last_audio_frame_ms"] <= barge["voiced_to_interrupted_event_ms"]
