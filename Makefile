@@ -12,7 +12,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=O
 	-DLLAMA_BUILD_TOOLS=OFF -DLLAMA_CURL=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: install run test lint typecheck pytest openapi bench
+.PHONY: install run test lint typecheck pytest openapi bench browser-deps
 
 install: .venv/.installed
 
@@ -39,6 +39,13 @@ pytest: install
 	$(UV) run --locked pytest
 
 test: lint typecheck pytest
+
+browser-deps:  ## Debian's Chromium for the browser test (tests/browser skip without it)
+	@if [ ! -x /usr/bin/chromium ]; then \
+		echo "Installing Debian's chromium for the browser test"; \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			$$sudo apt-get install -y -qq --no-install-recommends chromium; fi
 
 openapi: install  ## regenerate specs/openapi.yaml from the app
 	$(UV) run --locked python -m voice_orchestrator.openapi specs/openapi.yaml

@@ -13,6 +13,8 @@ from .api import errors
 from .api.deps import Services
 from .api.dialogue import router as dialogue_router
 from .api.middleware import ApiKeyAuth, BodyLimit, RequestContext
+from .api.page import router as page_router
+from .api.page import static_files
 from .api.realtime import router as realtime_router
 from .api.request_metrics import RequestMetrics
 from .api.status import router as status_router
@@ -89,6 +91,8 @@ def create_app(settings: Settings | None = None, providers: Providers | None = N
     app.include_router(dialogue_router, tags=["dialogue"])
     app.include_router(status_router, tags=["operations"])
     app.include_router(realtime_router)
+    app.include_router(page_router)
+    app.mount("/static", static_files(), name="static")
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
     keys = [key.get_secret_value().encode() for key in settings.api_keys]
     app.add_middleware(ApiKeyAuth, keys=keys)

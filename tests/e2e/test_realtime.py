@@ -435,7 +435,9 @@ async def test_transcription_starts_on_a_pause_before_the_turn_is_over(
             await asyncio.sleep(0.02)
         await c.until("speech.stopped")
         stopped_at = time.perf_counter() - stt.timeline.start  # the fake's clock
-        await c.until("response.done")
+        done = await c.until("response.done")
     # The recognizer was called once, on the pause, before the end of the turn was known.
     assert len(stt.calls) == 1
     assert stt.timeline.at("stt.start") < stopped_at
+    # Its time is its own (200 ms), not the wait for the end of the turn (400 ms more).
+    assert 200 <= done["timings_ms"]["stt_ms"] < 380

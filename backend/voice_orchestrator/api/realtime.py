@@ -275,9 +275,7 @@ class Conversation:
         """Transcribes the utterance so far while waiting to know whether it is over."""
         self._drop_early()
         stt = self._services.providers.stt
-        self._early = EarlyTranscription(
-            asyncio.create_task(stt.transcribe(self._with_carried(audio))), time.perf_counter()
-        )
+        self._early = EarlyTranscription.start(stt.transcribe(self._with_carried(audio)))
 
     def _drop_early(self) -> None:
         if self._early is not None:

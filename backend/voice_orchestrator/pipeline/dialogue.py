@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,13 +84,23 @@ def _ms_since(start: float) -> float:
     return (time.perf_counter() - start) * 1000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EarlyTranscription:
     """A transcription started before the turn (on a pause in speech, before the end of the
-    turn was certain); ``started_at`` is ``time.perf_counter()`` when it was started."""
+    turn was certain), with when it started and finished (``time.perf_counter()``)."""
 
     task: asyncio.Task[Transcript]
     started_at: float
+    finished_at: float | None = None
+
+    @classmethod
+    def start(cls, transcription: Coroutine[Any, Any, Transcript]) -> EarlyTranscription:
+        early = cls(asyncio.create_task(transcription), time.perf_counter())
+        early.task.add_done_callback(early._finished)
+        return early
+
+    def _finished(self, _task: asyncio.Task[Transcript]) -> None:
+        self.finished_at = time.perf_counter()
 
 
 @dataclass
@@ -153,7 +163,9 @@ class DialogueTurn:
         except TimeoutError as e:
             raise ProviderTimeout("stt", "The stt service did not answer in time.") from e
         finally:
-            self.timings.stt_ms = _ms_since(start)
+            finished = self.early.finished_at if self.early is not None else None
+            end = finished if finished is not None else time.perf_counter()
+            self.timings.stt_ms = (end - start) * 1000
         if not transcript.text.strip():
             raise SpeechNotRecognized("No speech was recognized in the audio.")
         return transcript
