@@ -68,8 +68,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 _OPTION_PROPERTIES = {
     "session_id": {"type": "string", "pattern": SESSION_ID.pattern},
-    "voice": {"type": "string"},
-    "language": {"type": "string"},
+    "voice": {"type": "string", "pattern": VOICE.pattern},
+    "language": {"type": "string", "pattern": LANGUAGE.pattern},
 }
 _AUDIO_BODY = {"schema": {"type": "string", "format": "binary"}}
 OPENAPI_EXTRA: dict[str, Any] = {
@@ -120,9 +120,9 @@ async def dialogue(
     request: Request,
     services: ServicesDep,
     stream: Annotated[bool, Query(description="Send the WAV chunked as it is made")] = False,
-    session_id: Annotated[str | None, Query(max_length=128)] = None,
-    voice: Annotated[str | None, Query(max_length=64)] = None,
-    language: Annotated[str | None, Query(max_length=16)] = None,
+    session_id: Annotated[str | None, Query(pattern=SESSION_ID.pattern)] = None,
+    voice: Annotated[str | None, Query(pattern=VOICE.pattern)] = None,
+    language: Annotated[str | None, Query(pattern=LANGUAGE.pattern)] = None,
 ) -> Response:
     received = time.perf_counter()
     data, fields = await _read_upload(request)
