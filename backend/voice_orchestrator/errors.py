@@ -52,6 +52,13 @@ class UnsupportedMediaType(OrchestratorError):
     stage = "validation"
 
 
+class RequestTimeout(OrchestratorError):
+    """The request body did not arrive within ORCH_UPLOAD_TIMEOUT_S."""
+
+    code = "REQUEST_TIMEOUT"
+    stage = "validation"
+
+
 class Unauthorized(OrchestratorError):
     code = "UNAUTHORIZED"
     stage = "auth"

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from importlib.metadata import version
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from .api import errors
 from .api.deps import Services
@@ -31,6 +32,13 @@ from .settings import Settings
 logger = logging.getLogger(__name__)
 
 VERSION = version("voice-orchestrator")
+# What a browser page on an allowed origin may read of a response.
+EXPOSED_HEADERS = [
+    "X-Request-Id", "X-Session-Id", "X-Processing-Time-STT", "X-Processing-Time-LLM",
+    "X-Processing-Time-TTS", "X-Processing-Time-Total", "X-Time-To-First-Audio", "Server-Timing",
+    "X-Input-Duration", "X-Input-Sample-Rate", "X-Input-Channels", "X-Output-Duration",
+    "X-Output-Sample-Rate", "X-Transcript", "X-Response-Text", "Retry-After",
+]  # fmt: skip
 
 
 def create_app(settings: Settings | None = None, providers: Providers | None = None) -> FastAPI:
@@ -93,10 +101,21 @@ def create_app(settings: Settings | None = None, providers: Providers | None = N
     app.include_router(realtime_router)
     app.include_router(page_router)
     app.mount("/static", static_files(), name="static")
-    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(
+        BodyLimit, max_bytes=settings.max_upload_bytes, timeout_s=settings.upload_timeout_s
+    )
     keys = [key.get_secret_value().encode() for key in settings.api_keys]
     app.add_middleware(ApiKeyAuth, keys=keys)
     app.add_middleware(RequestContext)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-Id"],
+            expose_headers=EXPOSED_HEADERS,
+            max_age=600,
+        )
     app.add_middleware(RequestMetrics, metrics=metrics)  # outermost: sees every status
     return app
 

@@ -67,8 +67,14 @@ class Settings(BaseSettings):
     min_audio_s: float = Field(0.5, ge=0)
     max_audio_s: float = Field(60.0, gt=0)
     max_upload_bytes: int = Field(26_214_400, ge=1024)
+    # The whole request body must arrive within this time (a slow-loris upload is cut off).
+    upload_timeout_s: float = Field(30.0, gt=0)
+    # Answers longer than this are cut at the end of the sentence that passes it.
+    max_output_s: float = Field(120.0, gt=0)
 
     api_keys: Annotated[list[SecretStr], NoDecode] = []
+    # Browser origins allowed to call the API from their pages; none by default.
+    cors_origins: Annotated[list[str], NoDecode] = []
     session_store: str = "memory"
     session_ttl_s: float = Field(3600.0, gt=0)
     max_stored_sessions: int = Field(10_000, ge=1)
@@ -89,7 +95,7 @@ class Settings(BaseSettings):
     playback_lead_ms: int = Field(250, ge=0)
     max_sessions: int = Field(20, ge=1)
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):

@@ -216,6 +216,7 @@ async def _new_turn(
         started_at=received,
         voice=options.voice,
         language=options.language,
+        max_output_s=settings.max_output_s,
         timeouts=StageTimeouts(
             stt_s=settings.stt.timeout_s, llm_s=settings.llm.timeout_s, tts_s=settings.tts.timeout_s
         ),

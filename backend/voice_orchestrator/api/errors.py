@@ -22,6 +22,7 @@ STATUS_BY_CODE = {
     "AUDIO_TOO_LONG": 400,
     "INVALID_REQUEST": 400,
     "UNAUTHORIZED": 401,
+    "REQUEST_TIMEOUT": 408,
     "PAYLOAD_TOO_LARGE": 413,
     "UNSUPPORTED_MEDIA_TYPE": 415,
     "SPEECH_RECOGNITION_FAILED": 422,
@@ -29,6 +30,9 @@ STATUS_BY_CODE = {
     "INTERNAL_ERROR": 500,
 }
 STATUS_BY_PROVIDER_KIND = {"SERVICE_ERROR": 502, "SERVICE_UNAVAILABLE": 503, "TIMEOUT": 504}
+# Refused while the body was still arriving: the connection is closed after the answer, or the
+# server would go on reading (and discarding) whatever the client still sends.
+CLOSE_CONNECTION = {"PAYLOAD_TOO_LARGE", "REQUEST_TIMEOUT"}
 
 
 def status_of(error: OrchestratorError) -> int:
@@ -50,6 +54,8 @@ def error_response(
     headers = {}
     if retry_after_s is not None and status in (429, 503):
         headers["Retry-After"] = str(max(1, math.ceil(retry_after_s)))
+    if code in CLOSE_CONNECTION:
+        headers["Connection"] = "close"
     body = {
         "error": {
             "code": code,

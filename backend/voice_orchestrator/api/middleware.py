@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import re
@@ -10,7 +11,7 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import OrchestratorError, PayloadTooLarge, Unauthorized
+from ..errors import OrchestratorError, PayloadTooLarge, RequestTimeout, Unauthorized
 from ..observability import request_id_var, session_id_var
 from .errors import from_exception, internal_error
 
@@ -62,11 +63,14 @@ class RequestContext:
 
 class BodyLimit:
     """Refuses request bodies over ``max_bytes`` while they arrive: at once when the declared
-    length is too big, else as soon as the running count passes the cap."""
+    length is too big, else as soon as the running count passes the cap. The whole body must
+    arrive within ``timeout_s`` of the first read, so a client trickling bytes cannot hold a
+    connection (and its buffers) for ever."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float = 30.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -77,10 +81,20 @@ class BodyLimit:
             await from_exception(self._error())(scope, receive, send)
             return
         received = 0
+        deadline: float | None = None
 
         async def counted() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, deadline
+            loop = asyncio.get_running_loop()
+            if deadline is None:
+                deadline = loop.time() + self.timeout_s
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise RequestTimeout(
+                    f"The request body did not arrive within {self.timeout_s:g} s."
+                ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:

@@ -400,6 +400,7 @@ class Conversation:
                 ),
                 timings=response.timings,
                 early=early,
+                max_output_s=settings.max_output_s,
             )
             events = services.telemetry.observe(turn)
             try:

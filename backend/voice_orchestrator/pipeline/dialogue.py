@@ -118,6 +118,10 @@ class DialogueTurn:
     timeouts: StageTimeouts = field(default_factory=StageTimeouts)
     timings: TurnTimings = field(default_factory=TurnTimings)
     early: EarlyTranscription | None = None
+    # Speech beyond this ends the answer at the end of the sentence that passed it.
+    max_output_s: float | None = None
+    _output_s: float = field(default=0.0, init=False)
+    _cut: bool = field(default=False, init=False)
 
     async def events(self) -> AsyncIterator[TurnEvent]:
         """Yields TranscriptReady, then TextDelta and AudioChunk as they come, then TurnDone.
@@ -141,11 +145,14 @@ class DialogueTurn:
             sentences: asyncio.Queue[str | None] = asyncio.Queue()
             reply: list[str] = []
             rate: list[int] = []
+            spoken: list[str] = []
             async with asyncio.TaskGroup() as group:
-                group.create_task(self._generate(messages, sentences, out, reply))
-                group.create_task(self._speak(sentences, out, rate))
+                generation = group.create_task(self._generate(messages, sentences, out, reply))
+                group.create_task(self._speak(sentences, out, rate, spoken, generation))
             self.timings.total_ms = _ms_since(self.started_at)
-            out.put_nowait(TurnDone(transcript.text, "".join(reply).strip(), rate[0], self.timings))
+            # Cut short (ORCH_MAX_OUTPUT_S): the answer is what was spoken.
+            text = " ".join(spoken) if self._cut else "".join(reply).strip()
+            out.put_nowait(TurnDone(transcript.text, text, rate[0], self.timings))
             out.put_nowait(None)
         except Exception as e:  # handed to the consumer, which raises it
             out.put_nowait(_first_error(e))
@@ -205,6 +212,8 @@ class DialogueTurn:
         sentences: asyncio.Queue[str | None],
         out: asyncio.Queue[TurnEvent | Exception | None],
         rate: list[int],
+        spoken: list[str],
+        generation: asyncio.Task[None],
     ) -> None:
         start: float | None = None
         index = 0
@@ -213,7 +222,12 @@ class DialogueTurn:
                 if start is None:
                     start = time.perf_counter()
                 await self._speak_one(sentence, index, out, rate, start)
+                spoken.append(sentence.strip())
                 index += 1
+                if self.max_output_s is not None and self._output_s >= self.max_output_s:
+                    self._cut = True
+                    generation.cancel()
+                    break
         finally:
             if start is not None:
                 self.timings.tts_ms = _ms_since(start)
@@ -240,6 +254,7 @@ class DialogueTurn:
                         self.timings.first_audio_ms = _ms_since(self.started_at)
                     elif chunk.sample_rate != rate[0]:
                         chunk = await asyncio.to_thread(resample, chunk, rate[0])
+                    self._output_s += chunk.duration_s
                     out.put_nowait(AudioChunk(chunk, sentence, index))
         except TimeoutError as e:
             raise ProviderTimeout("tts", "The tts service did not answer in time.") from e
