@@ -41,11 +41,16 @@ _STANDARD_ATTRS = frozenset(
 )
 # Browsers' WebSocket clients may send the API key in the query string, which uvicorn logs.
 _KEY_IN_QUERY = re.compile(r"(?i)([?&](?:api_key|api-key|key|token)=)[^&\s\"]*")
+# At DEBUG, uvicorn's WebSocket handshake logs every request header, credentials included.
+_KEY_IN_HEADER = re.compile(
+    r"(?i)^([<>] (?:authorization|proxy-authorization|x-api-key|cookie|set-cookie):).*$"
+)
 _ACCESS_FIELDS = ("client_addr", "method", "path", "http_version", "status_code")
 
 
 class UvicornFilter(logging.Filter):
-    """Gives uvicorn's access lines structured fields and masks keys in logged query strings."""
+    """Gives uvicorn's access lines structured fields and masks keys in logged query strings
+    and credential headers."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.name.startswith("uvicorn"):
@@ -57,7 +62,7 @@ class UvicornFilter(logging.Filter):
             for name, value in fields.items():
                 setattr(record, name, value)
         message = record.getMessage()
-        masked = _KEY_IN_QUERY.sub(r"\1***", message)
+        masked = _KEY_IN_HEADER.sub(r"\1 ***", _KEY_IN_QUERY.sub(r"\1***", message))
         if masked != message:
             record.msg, record.args = masked, None
         return True
