@@ -12,7 +12,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=O
 	-DLLAMA_BUILD_TOOLS=OFF -DLLAMA_CURL=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: install run test lint typecheck pytest openapi bench browser-deps
+.PHONY: install run test lint typecheck pytest openapi bench load browser-deps
 
 install: .venv/.installed
 
@@ -52,3 +52,6 @@ openapi: install  ## regenerate specs/openapi.yaml from the app
 
 bench: install  ## orchestration overhead and first audio vs the physical limit -> bench/results.json
 	$(UV) run --locked python -m bench.run
+
+load: install  ## 4x the dialogue slots for 60 s on loopback: only 200/429, slots freed, RSS stable
+	$(UV) run --locked python -m bench.load --seconds 60

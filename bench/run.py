@@ -1,4 +1,6 @@
-"""Benchmarks: orchestration overhead and first audio against the physical limit.
+"""Benchmarks: orchestration overhead, first audio against the physical limit, WebSocket first
+audio and barge-in, adapter cost, throughput (one process and two workers), memory, and the
+embedded engines.
 
 Prints one JSON object per figure and writes them all to bench/results.json. Each latency
 figure is reported against a limit or a baseline measured in the same run.
@@ -20,7 +22,7 @@ import httpx
 from tests.e2e.conftest import serve
 from tests.fakes import FakeLLM, FakeSTT, FakeTTS, fake_providers, make_wav, tone
 
-from bench import realtime
+from bench import engines, load, memory, realtime
 from voice_orchestrator.main import create_app
 from voice_orchestrator.pipeline.dialogue import DialogueTurn
 from voice_orchestrator.providers.base import ChatMessage
@@ -179,7 +181,14 @@ async def run(quick: bool) -> list[dict[str, Any]]:
         await first_audio(1 if quick else 5),
         await realtime.ws_first_audio(1 if quick else 5, scripted, LIMIT_MS),
         await realtime.barge_in(1 if quick else 5),
+        await engines.adapter_cost(20 if quick else 300),
     ]
+    seconds = 1.0 if quick else 8.0
+    for workers in (1, 2):
+        for concurrency in (5, 20):
+            results.append(await load.throughput(concurrency, seconds, workers))
+    results.append(await memory.memory(500 if quick else 10_000))
+    results.append(await engines.engines(1 if quick else 3))
     return results
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import realtime
+from bench import engines, load, memory, realtime
 from bench.run import LIMIT_MS, first_audio, http_cpu, pipeline_cpu, scripted
 
 
@@ -24,3 +24,20 @@ async def test_realtime_figures_are_well_formed() -> None:
     # The interruption is seen after the speech started, and no frame follows the event.
     assert barge["voiced_to_interrupted_event_ms"] > 0
     assert barge["voiced_to_last_audio_frame_ms"] <= barge["voiced_to_interrupted_event_ms"]
+
+
+async def test_process_figures_are_well_formed() -> None:
+    cost = await engines.adapter_cost(3)
+    assert cost["cpu_ms_per_turn_openai_adapters"] > 0
+    figure = await load.throughput(2, 1.0)
+    assert figure["statuses"].get("200", 0) > 0
+    assert figure["transport_errors"] == {}
+    mem = await memory.memory(20)
+    assert {"growth_mb", "peak_for_60s_input_mb"} <= mem.keys()
+
+
+async def test_load_only_sees_200_and_429() -> None:
+    result = await load.load(1.0, slots=2)
+    assert result["ok"], result
+    assert set(result["statuses"]) <= {"200", "429"}
+    assert result["slots_active_after"] == 0

@@ -1,0 +1,177 @@
+"""An OpenAI-compatible upstream on loopback for benchmarks and load: transcriptions, streamed
+chat completions and speech, with scripted latencies, so the service's real adapters, HTTP
+clients and retries are part of every figure.
+
+Run alone: ``python -m bench.upstream --port 8900 [--stt-ms 200 --first-token-ms 300 ...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Latency:
+    stt_ms: float = 0.0
+    first_token_ms: float = 0.0
+    token_ms: float = 0.0
+    tts_ms: float = 0.0
+    sentences: int = 1
+    words: int = 8
+
+
+def speech_wav(text: str, rate: int = 24_000) -> bytes:
+    """A tone as long as the text would take to say (60 ms a character)."""
+    t = np.arange(int(max(0.1, 0.06 * len(text)) * rate)) / rate
+    buffer = io.BytesIO()
+    sf.write(buffer, 0.2 * np.sin(2 * math.pi * 220 * t), rate, subtype="PCM_16", format="WAV")
+    return buffer.getvalue()
+
+
+def create_upstream(latency: Latency) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/v1/models/{model}")
+    async def model(model: str) -> JSONResponse:
+        return JSONResponse({"id": model, "object": "model", "created": 0, "owned_by": "bench"})
+
+    @app.post("/v1/audio/transcriptions")
+    async def transcribe(request: Request) -> JSONResponse:
+        await request.body()
+        await asyncio.sleep(latency.stt_ms / 1000)
+        return JSONResponse({"text": "What is the capital of France?"})
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> StreamingResponse:
+        await request.body()
+
+        async def events() -> AsyncIterator[bytes]:
+            await asyncio.sleep(latency.first_token_ms / 1000)
+            first = True
+            for _ in range(latency.sentences):
+                for w in range(latency.words):
+                    if not first:
+                        await asyncio.sleep(latency.token_ms / 1000)
+                    word = ("" if first else " ") + ("word" if w < latency.words - 1 else "end.")
+                    first = False
+                    chunk = {
+                        "id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                        "choices": [{"index": 0, "delta": {"content": word},
+                                     "finish_reason": None}],
+                    }  # fmt: skip
+                    yield f"data: {json.dumps(chunk)}\n\n".encode()
+            yield b"data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    @app.post("/v1/audio/speech")
+    async def speech(request: Request) -> Response:
+        body = await request.json()
+        await asyncio.sleep(latency.tts_ms / 1000)
+        return Response(speech_wav(str(body["input"])), media_type="audio/wav")
+
+    return app
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+@contextmanager
+def upstream_process(latency: Latency) -> Iterator[str]:
+    """Runs the upstream in its own process; yields its OpenAI base URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "bench.upstream", "--port", str(port),
+               "--stt-ms", str(latency.stt_ms), "--first-token-ms", str(latency.first_token_ms),
+               "--token-ms", str(latency.token_ms), "--tts-ms", str(latency.tts_ms),
+               "--sentences", str(latency.sentences), "--words", str(latency.words)]  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for_port(port)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def service_env(base_url: str, **extra: str) -> dict[str, str]:
+    """Environment for ``voice-orchestrator serve`` with every stage on the upstream."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORCH_", "OPENAI_"))}
+    env.update(OPENAI_BASE_URL=base_url, OPENAI_API_KEY="bench", ORCH_LOG_LEVEL="WARNING")
+    for stage in ("STT", "LLM", "TTS"):
+        env[f"ORCH_{stage}__PROVIDER"] = "openai"
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def service_process(base_url: str, *, workers: int = 1, **extra: str) -> Iterator[tuple[str, int]]:
+    """Runs the service on the upstream; yields its URL and the pid of its (main) process."""
+    port = free_port()
+    command = [sys.executable, "-m", "voice_orchestrator", "serve", "--port", str(port),
+               "--workers", str(workers)]  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=REPO, env=service_env(base_url, **extra), stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for_port(port)
+        yield f"http://127.0.0.1:{port}", process.pid
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--stt-ms", type=float, default=0.0)
+    parser.add_argument("--first-token-ms", type=float, default=0.0)
+    parser.add_argument("--token-ms", type=float, default=0.0)
+    parser.add_argument("--tts-ms", type=float, default=0.0)
+    parser.add_argument("--sentences", type=int, default=1)
+    parser.add_argument("--words", type=int, default=8)
+    args = parser.parse_args()
+    latency = Latency(args.stt_ms, args.first_token_ms, args.token_ms, args.tts_ms,
+                      args.sentences, args.words)  # fmt: skip
+    uvicorn.run(create_upstream(latency), host="127.0.0.1", port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
