@@ -57,6 +57,14 @@ async def recv_event(ws: ClientConnection, kind: str) -> dict[str, Any]:
             return dict(event)
 
 
+async def ask(ws: ClientConnection, pcm: bytes) -> None:
+    """Starts a session and sends a whole utterance, not yet committed."""
+    await ws.send(json.dumps({"type": "session.start"}))
+    await recv_event(ws, "session.started")
+    for offset in range(0, len(pcm), 32_000):
+        await ws.send(pcm[offset : offset + 32_000])
+
+
 async def ws_first_audio(runs: int, scripted: Any, limit_ms: float) -> dict[str, Any]:
     """From ``input.commit`` (the end of the utterance) to the first audio frame received,
     minus the physical limit of the scripted providers."""
@@ -67,10 +75,7 @@ async def ws_first_audio(runs: int, scripted: Any, limit_ms: float) -> dict[str,
         url = server.url.replace("http://", "ws://") + WS_PATH
         for _ in range(runs):
             async with connect(url, max_size=2**24) as ws:
-                await ws.send(json.dumps({"type": "session.start"}))
-                await recv_event(ws, "session.started")
-                for offset in range(0, len(pcm), 32_000):
-                    await ws.send(pcm[offset : offset + 32_000])
+                await ask(ws, pcm)
                 start = time.perf_counter()
                 await ws.send(json.dumps({"type": "input.commit"}))
                 while isinstance(await ws.recv(), str):
@@ -102,10 +107,7 @@ async def barge_in(runs: int) -> dict[str, Any]:
         url = server.url.replace("http://", "ws://") + WS_PATH
         for _ in range(runs):
             async with connect(url, max_size=2**24) as ws:
-                await ws.send(json.dumps({"type": "session.start"}))
-                await recv_event(ws, "session.started")
-                for offset in range(0, len(pcm), 32_000):
-                    await ws.send(pcm[offset : offset + 32_000])
+                await ask(ws, pcm)
                 await ws.send(json.dumps({"type": "input.commit"}))
                 await recv_event(ws, "response.audio.start")
                 await asyncio.sleep(0.5)  # the answer plays

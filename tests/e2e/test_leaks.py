@@ -16,7 +16,7 @@ from voice_orchestrator.observability import configure_logging
 
 from ..fakes import FakeLLM, FakeSTT, fake_providers, make_wav
 from .conftest import ServerFactory
-from .test_realtime import QUESTION, SILENCE
+from .test_realtime import Client
 
 KEY = "vo-test-key-5f1c9a"
 SAID = "my card is 4111 1111 1111 1111 and the secret word is pineapple"
@@ -68,13 +68,9 @@ async def test_no_transcript_digits_or_key_in_the_logs(
             (base, {"X-API-Key": KEY}),
         ):
             async with connect(url, additional_headers=headers) as ws:
-                data = QUESTION + SILENCE
-                for offset in range(0, len(data), 3200):
-                    await ws.send(data[offset : offset + 3200])
-                while True:
-                    message = await ws.recv()
-                    if isinstance(message, str) and json.loads(message)["type"] == "response.done":
-                        break
+                c = Client(ws)
+                await c.speak()
+                await c.until("response.done")
     lines = [json.loads(line) for line in captured.getvalue().splitlines()]
     assert any(line["message"] == "dialogue turn finished" for line in lines)
     assert any(line.get("logger") == "uvicorn.access" or "access" in str(line) for line in lines)

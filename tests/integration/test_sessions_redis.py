@@ -4,11 +4,9 @@ instances (REST and WebSocket), and what happens when Redis is not there."""
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 
 import pytest
-from websockets.asyncio.client import connect
 
 from voice_orchestrator.errors import SessionStoreUnavailable
 from voice_orchestrator.main import create_app
@@ -16,7 +14,7 @@ from voice_orchestrator.pipeline.sessions import RedisSessionStore, Turn, open_s
 
 from ..conftest import make_settings, running
 from ..e2e.conftest import serve
-from ..e2e.test_realtime import QUESTION, SILENCE
+from ..e2e.test_realtime import client, start
 from ..fakes import FakeLLM, fake_providers, make_wav
 from ..redis_server import free_port
 
@@ -135,17 +133,10 @@ async def test_a_websocket_session_resumes_on_another_instance(redis_url: str) -
     app_b = create_app(make_settings(session_store=redis_url), fake_providers(llm=llm_b))
     async with serve(app_a) as server_a, serve(app_b) as server_b:
         for server, expect_resumed in ((server_a, False), (server_b, True)):
-            url = server.url.replace("http://", "ws://") + "/api/v1/orchestrator/ws"
-            async with connect(url, max_size=2**22) as ws:
-                await ws.send(json.dumps({"type": "session.start", "session_id": session}))
-                started = json.loads(await ws.recv())
+            async with client(server) as c:
+                started = await start(c, session_id=session)
                 assert started["resumed"] is expect_resumed
-                data = QUESTION + SILENCE
-                for offset in range(0, len(data), 3200):
-                    await ws.send(data[offset : offset + 3200])
-                while True:
-                    message = await ws.recv()
-                    if isinstance(message, str) and json.loads(message)["type"] == "response.done":
-                        break
+                await c.speak()
+                await c.until("response.done")
     roles = [m.role for m in llm_b.calls[0]]
     assert roles.count("assistant") == 1
