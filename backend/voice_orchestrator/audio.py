@@ -74,6 +74,9 @@ def decode(data: bytes, *, min_s: float, max_s: float, target_rate: int | None) 
     """
     if not data:
         raise InvalidAudio("The audio is empty.")
+    pcm16 = _pcm16_wav(data)
+    if pcm16 is not None:
+        return _decode_pcm16(*pcm16, min_s=min_s, max_s=max_s, target_rate=target_rate)
     demuxer = demuxer_for(data)
     if demuxer in ("matroska", "mp4"):
         mono, rate, channels, fmt = decode_container(data, demuxer, max_s=max_s)
@@ -107,6 +110,64 @@ def decode(data: bytes, *, min_s: float, max_s: float, target_rate: int | None) 
         duration_s=duration,
         format=fmt,
     )
+
+
+def _decode_pcm16(
+    payload: memoryview,
+    rate: int,
+    channels: int,
+    *,
+    min_s: float,
+    max_s: float,
+    target_rate: int | None,
+) -> DecodedInput:
+    """The common upload, 16-bit PCM WAV, without a float round trip: mono at the target rate
+    passes through as it came."""  # fmt: skip
+    if channels > MAX_CHANNELS:
+        raise InvalidAudio(f"Unsupported channel count {channels}.")
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise InvalidAudio(f"Unsupported sample rate {rate} Hz.")
+    frames = len(payload) // (2 * channels)
+    if frames == 0:
+        raise InvalidAudio("The audio has no frames.")
+    if frames > int(max_s * rate):
+        raise AudioTooLong(f"The audio lasts {frames / rate:.1f} s; the limit is {max_s:g} s.")
+    duration = frames / rate
+    if duration < min_s:
+        raise AudioTooShort(f"The audio lasts {duration:.3f} s; the minimum is {min_s:g} s.")
+    out_rate = target_rate or rate
+    if channels == 1 and out_rate == rate:
+        audio = Audio(bytes(payload[: 2 * frames]), rate)
+    else:
+        samples = np.frombuffer(payload, dtype="<i2", count=frames * channels)
+        mono = samples.reshape(frames, channels).mean(axis=1, dtype=np.float32) / 32768.0
+        if out_rate != rate:
+            mono = soxr.resample(mono, rate, out_rate, quality="HQ")
+        audio = Audio.from_float32(mono, out_rate)
+    return DecodedInput(audio, rate, channels, duration, "WAV")
+
+
+def _pcm16_wav(data: bytes) -> tuple[memoryview, int, int] | None:
+    """The samples, rate and channels of a plain 16-bit PCM WAV (a data size of 0xFFFFFFFF
+    means "to the end", as streaming writers send it); None for anything else."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    pos, fmt = 12, None
+    while pos + 8 <= len(data):
+        chunk_id, size = struct.unpack_from("<4sI", data, pos)
+        body = pos + 8
+        if chunk_id == b"fmt " and size >= 16 and body + 16 <= len(data):
+            fmt = struct.unpack_from("<HHIIHH", data, body)
+        elif chunk_id == b"data":
+            if fmt is None or size == 0:
+                return None
+            tag, channels, rate, _, _, bits = fmt
+            if tag != 1 or bits != 16 or rate <= 0 or channels < 1:
+                return None
+            end = len(data) if size == STREAMING_SIZE else min(len(data), body + size)
+            return memoryview(data)[body:end], rate, channels
+        pos = body + size + (size & 1)
+    return None
 
 
 def _decode_sndfile(data: bytes, *, max_s: float) -> tuple[npt.NDArray[np.float32], int, int, str]:
@@ -170,25 +231,15 @@ def parse_wav(data: bytes) -> Audio:
     16-bit PCM is read directly; anything else goes through libsndfile. Raises ValueError when
     the bytes are not usable audio.
     """
-    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WAVE":
-        pos, fmt = 12, None
-        while pos + 8 <= len(data):
-            chunk_id, size = struct.unpack_from("<4sI", data, pos)
-            body = pos + 8
-            if chunk_id == b"fmt " and size >= 16:
-                fmt = struct.unpack_from("<HHIIHH", data, body)
-            elif chunk_id == b"data" and fmt is not None:
-                tag, channels, rate, _, _, bits = fmt
-                if tag == 1 and bits == 16 and rate > 0 and channels >= 1:
-                    end = len(data) if size == STREAMING_SIZE else min(len(data), body + size)
-                    payload = data[body:end]
-                    payload = payload[: len(payload) - len(payload) % (2 * channels)]
-                    if channels == 1:
-                        return Audio(payload, rate)
-                    pcm = np.frombuffer(payload, dtype="<i2").reshape(-1, channels)
-                    return Audio.from_float32(pcm.astype(np.float32).mean(axis=1) / 32768, rate)
-                break
-            pos = body + size + (size & 1)
+    pcm16 = _pcm16_wav(data)
+    if pcm16 is not None:
+        payload, rate, channels = pcm16
+        frames = len(payload) // (2 * channels)
+        if channels == 1:
+            return Audio(bytes(payload[: 2 * frames]), rate)
+        samples = np.frombuffer(payload, dtype="<i2", count=frames * channels)
+        mono = samples.reshape(frames, channels).mean(axis=1, dtype=np.float32) / 32768.0
+        return Audio.from_float32(mono, rate)
     try:
         samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:

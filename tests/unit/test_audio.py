@@ -62,6 +62,40 @@ def test_keeps_the_rate_when_no_target() -> None:
     assert decoded.audio.sample_rate == 22_050
 
 
+def test_16_bit_mono_at_the_target_rate_passes_through_unchanged() -> None:
+    full_scale = np.random.default_rng(1).integers(-32768, 32768, 16_000, dtype=np.int16)
+    audio = Audio(full_scale.astype("<i2").tobytes(), 16_000)
+    decoded = decode(encode_wav(audio), target_rate=16_000, **LIMITS)
+    # Lossless: no float round trip that would scale or re-round the samples.
+    assert decoded.audio == audio
+    assert (decoded.source_sample_rate, decoded.channels, decoded.format) == (16_000, 1, "WAV")
+    assert decoded.duration_s == pytest.approx(1.0)
+    # A streaming writer's header (sizes unknown) reads to the end of the body.
+    assert decode(wav_header(16_000) + audio.pcm, target_rate=16_000, **LIMITS).audio == audio
+
+
+def test_16_bit_wav_matches_libsndfile_when_resampled_or_downmixed() -> None:
+    for rate, channels in [(44_100, 1), (16_000, 2), (48_000, 6)]:
+        data = make_wav(1.0, rate, channels=channels)
+        fast = decode(data, target_rate=16_000, **LIMITS)
+        # The same audio in a container only libsndfile reads.
+        flac = decode(make_wav(1.0, rate, channels=channels, fmt="FLAC"), target_rate=16_000,
+                      **LIMITS)  # fmt: skip
+        assert (fast.source_sample_rate, fast.channels) == (rate, channels)
+        assert fast.audio.frames == flac.audio.frames
+        diff = np.abs(fast.audio.to_float32() - flac.audio.to_float32())
+        assert diff.max() < 2e-4
+
+
+def test_16_bit_wav_with_extra_chunks_and_odd_tail() -> None:
+    audio = tone(0.6, 16_000)
+    fmt = wav_header(16_000, len(audio.pcm))[12:36]
+    odd = audio.pcm + b"\x01"  # a byte short of a frame
+    data = (b"RIFF" + struct.pack("<I", 0) + b"WAVE" + b"LIST" + struct.pack("<I", 3) + b"abc\x00"
+            + fmt + b"data" + struct.pack("<I", len(odd)) + odd)  # fmt: skip
+    assert decode(data, target_rate=16_000, **LIMITS).audio == audio
+
+
 def test_downmix_averages_channels() -> None:
     buffer = io.BytesIO()
     left = np.full(16_000, 0.5)
