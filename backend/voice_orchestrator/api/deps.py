@@ -30,7 +30,8 @@ class Services:
     open_sockets: int = 0  # WebSocket sessions, against ORCH_MAX_SESSIONS
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # Async so that FastAPI calls it on the event loop: a sync dependency costs a thread hop.
     services: Services = request.app.state.services
     return services
 
