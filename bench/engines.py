@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,8 @@ from voice_orchestrator.audio import decode
 from voice_orchestrator.main import create_app
 from voice_orchestrator.providers.base import ChatMessage
 from voice_orchestrator.providers.factory import build_providers
-from voice_orchestrator.settings import Settings
+from voice_orchestrator.providers.openai import OpenAIChatModel, create_client
+from voice_orchestrator.settings import LLMSettings, Settings
 
 QUESTION = Path(__file__).resolve().parents[1] / "tests" / "assets" / "question.wav"
 URL = "/api/orchestrator/dialogue"
@@ -105,12 +107,57 @@ async def adapter_cost(turns: int) -> dict[str, Any]:
         stage = {"provider": "openai", "base_url": base, "api_key": env["OPENAI_API_KEY"]}
         settings = Settings(_env_file=None, stt=stage, llm=stage, tts=stage)
         adapters = await cpu_per_turn(settings, None)
+    typed, adapter = await llm_stream_cost(max(3, turns // 3))
     return {
         "figure": "adapter_cost",
         "turns": turns,
         "cpu_ms_per_turn_scripted": round(scripted, 2),
         "cpu_ms_per_turn_openai_adapters": round(adapters, 2),
         "adapter_share": round(1 - scripted / adapters, 2),
+        "llm_reply_tokens": STREAM_WORDS * STREAM_SENTENCES,
+        "llm_reply_cpu_ms_typed_sdk_stream": round(typed, 2),
+        "llm_reply_cpu_ms_adapter": round(adapter, 2),
+        "llm_reply_cpu_ratio": round(adapter / typed, 2),
         "note": "three upstream calls a turn through the openai SDK and httpx2; the upstream "
         "runs in another process and is not counted",
     }
+
+
+STREAM_SENTENCES, STREAM_WORDS = 3, 20
+
+
+async def llm_stream_cost(replies: int) -> tuple[float, float]:
+    """CPU of this process per streamed reply of 60 tokens from the loopback upstream: the
+    SDK's typed ``chat.completions.create`` (a pydantic model a chunk) against the adapter
+    (the SDK's ``post`` with ``cast_to=object``)."""
+    latency = Latency(sentences=STREAM_SENTENCES, words=STREAM_WORDS)
+    messages = [ChatMessage("system", "Answer briefly."), ChatMessage("user", "Paris?")]
+    with upstream_process(latency) as base:
+        settings = LLMSettings(provider="openai", base_url=base, api_key="bench")
+        client = create_client(settings)
+        model = OpenAIChatModel(client, settings)
+        payload: Any = [{"role": m.role, "content": m.content} for m in messages]
+
+        async def typed() -> None:
+            stream = await client.chat.completions.create(
+                model=model.model, messages=payload, stream=True, max_tokens=settings.max_tokens
+            )
+            async for chunk in stream:
+                assert chunk.choices[0].delta.content is not None
+
+        async def adapter() -> None:
+            async for _ in model.stream(messages):
+                pass
+
+        async def cpu_ms(reply: Callable[[], Awaitable[None]]) -> float:
+            for _ in range(5):
+                await reply()
+            cpu = time.process_time()
+            for _ in range(replies):
+                await reply()
+            return (time.process_time() - cpu) * 1000 / replies
+
+        try:
+            return await cpu_ms(typed), await cpu_ms(adapter)
+        finally:
+            await client.close()

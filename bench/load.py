@@ -1,5 +1,6 @@
-"""Load on loopback: the service in its own process(es) on the OpenAI-compatible upstream of
-``bench.upstream``, driven by an asyncio client from this process.
+"""Load on loopback: the service in its own process(es), on instant in-process stages
+(``bench.instant``) or on the OpenAI-compatible upstream of ``bench.upstream``, driven by the
+lean keep-alive client of ``bench.client`` from this process.
 
 ``python -m bench.load`` (``make load``): 4x the dialogue slots for 60 s; only 200 and 429 may
 come back, the slots are free afterwards and the server's memory is stable.
@@ -11,16 +12,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
-import time
-from collections import Counter
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 from tests.fakes import make_wav
 
-from bench.upstream import Latency, service_process, upstream_process
+from bench import client
+from bench.upstream import (
+    REPO,
+    Latency,
+    clean_env,
+    free_port,
+    service_process,
+    upstream_process,
+    wait_for_port,
+)
 
 URL = "/api/orchestrator/dialogue"
 # Upstream latencies for the load test: the slots fill, so admission is exercised.
@@ -42,64 +54,83 @@ def rss_mb(pid: int) -> float:
     return total / 1024
 
 
+def cpu_s(pid: int) -> float:
+    """User and system CPU seconds of a process and its children (uvicorn's workers)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 async def drive(url: str, concurrency: int, seconds: float, body: bytes) -> dict[str, Any]:
-    """``concurrency`` clients posting back to back for ``seconds``."""
-    statuses: Counter[int] = Counter()
-    latencies: list[float] = []
-    errors: Counter[str] = Counter()
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-
-        async def worker() -> None:
-            while loop.time() < deadline:
-                start = time.perf_counter()
-                try:
-                    response = await client.post(
-                        URL, content=body, headers={"content-type": "audio/wav"}
-                    )
-                except httpx.HTTPError as e:
-                    errors[type(e).__name__] += 1
-                    continue
-                statuses[response.status_code] += 1
-                if response.status_code == 200:
-                    latencies.append((time.perf_counter() - start) * 1000)
-
-        start = loop.time()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = loop.time() - start
-    quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
-    return {
-        "requests": sum(statuses.values()),
-        "ok_per_s": round(statuses[200] / elapsed, 1),
-        "statuses": {str(code): count for code, count in sorted(statuses.items())},
-        "transport_errors": dict(errors),
-        "p50_ms": round(quantiles[49], 1),
-        "p99_ms": round(quantiles[98], 1),
-    }
+    """``concurrency`` keep-alive clients posting the WAV back to back for ``seconds``."""
+    result = await client.drive(
+        url, URL, body, {"Content-Type": "audio/wav"}, concurrency=concurrency, seconds=seconds
+    )
+    return result.summary()
 
 
 async def slots_after(url: str) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-        concurrency: dict[str, Any] = (await client.get("/api/orchestrator/status")).json()[
+    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+        concurrency: dict[str, Any] = (await http.get("/api/orchestrator/status")).json()[
             "concurrency"
         ]
         return concurrency
 
 
-async def throughput(concurrency: int, seconds: float, workers: int = 1) -> dict[str, Any]:
-    """Requests/s with instant upstreams and a 1-s WAV; enough slots for every client, so the
-    figure is what the service itself can do."""
+@contextmanager
+def instant_service(workers: int, **env: str) -> Iterator[tuple[str, int]]:
+    """The service on instant in-process providers (``bench.instant``)."""
+    port = free_port()
+    command = [sys.executable, "-m", "bench.instant", "--port", str(port),
+               "--workers", str(workers)]  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=REPO, env=clean_env(**env),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for_port(port)
+        yield f"http://127.0.0.1:{port}", process.pid
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@contextmanager
+def openai_service(workers: int, **env: str) -> Iterator[tuple[str, int]]:
+    """The service with every stage on the loopback OpenAI-compatible upstream."""
+    with upstream_process(Latency()) as base, service_process(base, workers=workers, **env) as s:
+        yield s
+
+
+SERVICES = {"instant": instant_service, "openai": openai_service}
+
+
+async def throughput(
+    concurrency: int, seconds: float, workers: int = 1, providers: str = "instant"
+) -> dict[str, Any]:
+    """Requests/s with instant stages and a 1-s WAV, enough slots for every client, so the
+    figure is what the service itself can do; and the service's CPU per request, which is
+    the figure a noisy or shared machine changes least. ``providers="instant"`` puts the
+    stages in the process; ``"openai"`` puts them behind the real adapters on a loopback
+    OpenAI-compatible upstream (whose CPU, and the client's, are not counted)."""
     body = make_wav(1.0)
-    with (
-        upstream_process(Latency()) as base,
-        service_process(base, workers=workers, ORCH_MAX_CONCURRENCY=str(concurrency)) as (url, _),
-    ):
+    # Default log level: two INFO lines a request (access and turn summary), as deployed.
+    env = {"ORCH_MAX_CONCURRENCY": str(concurrency), "ORCH_LOG_LEVEL": "INFO"}
+    with SERVICES[providers](workers, **env) as (url, pid):
         await drive(url, concurrency, min(2.0, seconds), body)  # warm-up
+        before = cpu_s(pid)
         result = await drive(url, concurrency, seconds, body)
-    return {"figure": "throughput", "concurrency": concurrency, "workers": workers,
-            "seconds": seconds, **result}  # fmt: skip
+        used = cpu_s(pid) - before
+    per_request = used * 1000 / result["requests"] if result["requests"] else 0.0
+    return {"figure": "throughput", "providers": providers, "concurrency": concurrency,
+            "workers": workers, "seconds": seconds, **result,
+            "service_cpu_ms_per_request": round(per_request, 3)}  # fmt: skip
 
 
 async def load(seconds: float, slots: int = 5) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Memory: resident size before and after many turns, and the peak of one 60-s upload.
 
-In-process with instant scripted providers, so only the service's own allocations count.
+In-process with instant providers that record nothing, so only the service's own allocations
+count.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tests.fakes import fake_providers, make_wav
+from tests.fakes import make_wav
 
+from bench.instant import instant_providers
 from voice_orchestrator.main import create_app
 from voice_orchestrator.settings import Settings
 
@@ -49,17 +51,9 @@ class PeakSampler:
         self._thread.join()
 
 
-def forget_calls(providers: Any) -> None:
-    """The scripted fakes record every call for tests; that record is not the service's."""
-    for fake in (providers.stt, providers.llm, providers.tts):
-        fake.calls.clear()
-        fake.timeline.entries.clear()
-
-
 async def memory(turns: int) -> dict[str, Any]:
     settings = Settings(_env_file=None, max_concurrency=1000)
-    providers = fake_providers()
-    app = create_app(settings, providers)
+    app = create_app(settings, instant_providers())
     body = make_wav(1.0)
     long_body = make_wav(59.0)
     headers = {"content-type": "audio/wav"}
@@ -73,8 +67,6 @@ async def memory(turns: int) -> dict[str, Any]:
             for i in range(turns):
                 await client.post(URL, content=body, headers=headers, params={
                     "session_id": f"s{i % 500}"})  # fmt: skip
-                if i % 100 == 0:
-                    forget_calls(providers)
             gc.collect()
             after = rss_mb()
             await client.post(URL, content=long_body, headers=headers)

@@ -184,9 +184,10 @@ async def run(quick: bool) -> list[dict[str, Any]]:
         await engines.adapter_cost(20 if quick else 300),
     ]
     seconds = 1.0 if quick else 8.0
-    for workers in (1, 2):
-        for concurrency in (5, 20):
-            results.append(await load.throughput(concurrency, seconds, workers))
+    for providers in ("instant", "openai"):
+        for workers in (1, 2):
+            for concurrency in (5, 20):
+                results.append(await load.throughput(concurrency, seconds, workers, providers))
     results.append(await memory.memory(500 if quick else 10_000))
     results.append(await engines.engines(1 if quick else 3))
     return results

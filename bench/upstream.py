@@ -130,10 +130,16 @@ def upstream_process(latency: Latency) -> Iterator[str]:
         process.wait(timeout=10)
 
 
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without the service's settings, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORCH_", "OPENAI_"))}
+    env.update(extra)
+    return env
+
+
 def service_env(base_url: str, **extra: str) -> dict[str, str]:
     """Environment for ``voice-orchestrator serve`` with every stage on the upstream."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORCH_", "OPENAI_"))}
-    env.update(OPENAI_BASE_URL=base_url, OPENAI_API_KEY="bench", ORCH_LOG_LEVEL="WARNING")
+    env = clean_env(OPENAI_BASE_URL=base_url, OPENAI_API_KEY="bench", ORCH_LOG_LEVEL="WARNING")
     for stage in ("STT", "LLM", "TTS"):
         env[f"ORCH_{stage}__PROVIDER"] = "openai"
     env.update(extra)

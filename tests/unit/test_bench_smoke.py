@@ -29,9 +29,13 @@ async def test_realtime_figures_are_well_formed() -> None:
 async def test_process_figures_are_well_formed() -> None:
     cost = await engines.adapter_cost(3)
     assert cost["cpu_ms_per_turn_openai_adapters"] > 0
-    figure = await load.throughput(2, 1.0)
-    assert figure["statuses"].get("200", 0) > 0
-    assert figure["transport_errors"] == {}
+    assert cost["llm_reply_cpu_ms_adapter"] > 0
+    for providers in ("instant", "openai"):
+        figure = await load.throughput(2, 1.0, providers=providers)
+        assert figure["statuses"].get("200", 0) > 0, figure
+        assert set(figure["statuses"]) == {"200"}
+        assert figure["transport_errors"] == {}
+        assert figure["service_cpu_ms_per_request"] > 0
     mem = await memory.memory(20)
     assert {"growth_mb", "peak_for_60s_input_mb"} <= mem.keys()
 
