@@ -12,7 +12,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=O
 	-DLLAMA_BUILD_TOOLS=OFF -DLLAMA_CURL=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: install run test lint typecheck pytest openapi bench load browser-deps
+.PHONY: install run test lint typecheck pytest openapi bench load profile browser-deps
 
 install: .venv/.installed
 
@@ -55,3 +55,7 @@ bench: install  ## orchestration overhead and first audio vs the physical limit 
 
 load: install  ## 4x the dialogue slots for 60 s on loopback: only 200/429, slots freed, RSS stable
 	$(UV) run --locked python -m bench.load --seconds 60
+
+profile: install  ## where a request's CPU goes: py-spy over the service under load, by package
+	$(UV) run --locked python -m bench.profile --providers instant
+	$(UV) run --locked python -m bench.profile --providers openai
