@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import io
 import json
 import math
@@ -41,8 +42,10 @@ class Latency:
     words: int = 8
 
 
+@functools.lru_cache(maxsize=64)
 def speech_wav(text: str, rate: int = 24_000) -> bytes:
-    """A tone as long as the text would take to say (60 ms a character)."""
+    """A tone as long as the text would take to say (60 ms a character); made once a text, so
+    that the upstream's own work does not count as latency."""
     t = np.arange(int(max(0.1, 0.06 * len(text)) * rate)) / rate
     buffer = io.BytesIO()
     sf.write(buffer, 0.2 * np.sin(2 * math.pi * 220 * t), rate, subtype="PCM_16", format="WAV")
@@ -67,20 +70,22 @@ def create_upstream(latency: Latency) -> FastAPI:
         await request.body()
 
         async def events() -> AsyncIterator[bytes]:
-            await asyncio.sleep(latency.first_token_ms / 1000)
+            # Token i is due first_token + i * token after the request: timer overshoot does
+            # not add up over the reply, so the scripted latencies are the ones delivered.
+            loop = asyncio.get_running_loop()
+            start = loop.time()
             first = True
-            for _ in range(latency.sentences):
-                for w in range(latency.words):
-                    if not first:
-                        await asyncio.sleep(latency.token_ms / 1000)
-                    word = ("" if first else " ") + ("word" if w < latency.words - 1 else "end.")
-                    first = False
-                    chunk = {
-                        "id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m",
-                        "choices": [{"index": 0, "delta": {"content": word},
-                                     "finish_reason": None}],
-                    }  # fmt: skip
-                    yield f"data: {json.dumps(chunk)}\n\n".encode()
+            for i in range(latency.sentences * latency.words):
+                due = start + (latency.first_token_ms + i * latency.token_ms) / 1000
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                last_word = i % latency.words == latency.words - 1
+                word = ("" if first else " ") + ("end." if last_word else "word")
+                first = False
+                chunk = {
+                    "id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                    "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}],
+                }  # fmt: skip
+                yield f"data: {json.dumps(chunk)}\n\n".encode()
             yield b"data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")

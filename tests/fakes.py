@@ -109,7 +109,8 @@ class FakeSTT(_Fake):
 
 class FakeLLM(_Fake):
     """Yields ``tokens`` after ``first_token_s``, then one every ``token_s``; raises ``error``
-    after ``fail_after`` tokens when both are set."""
+    after ``fail_after`` tokens when both are set. Token i is due ``first_token_s + i *
+    token_s`` after the call, so the timer's overshoot does not add up over a reply."""
 
     def __init__(
         self,
@@ -135,13 +136,14 @@ class FakeLLM(_Fake):
     async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
         self.calls.append(list(messages))
         self.timeline.mark("llm.start")
+        loop = asyncio.get_running_loop()
+        start = loop.time()
         try:
-            await asyncio.sleep(self.first_token_s)
             for i, token in enumerate(self.tokens):
+                due = start + self.first_token_s + i * self.token_s
+                await asyncio.sleep(max(0.0, due - loop.time()))
                 if self.error is not None and i == self.fail_after:
                     raise self.error
-                if i:
-                    await asyncio.sleep(self.token_s)
                 self.tokens_sent += 1
                 self.timeline.mark(f"llm.token.{i}")
                 yield token

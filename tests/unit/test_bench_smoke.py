@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bench import engines, load, memory, realtime
-from bench.run import LIMIT_MS, first_audio, http_cpu, pipeline_cpu, scripted
+from bench import engines, load, memory, profile, realtime
+from bench.run import LIMIT_MS, first_audio, first_audio_openai, http_cpu, pipeline_cpu, scripted
 
 
 async def test_bench_figures_are_well_formed() -> None:
@@ -15,6 +15,10 @@ async def test_bench_figures_are_well_formed() -> None:
     assert figure["figure"] == "first_audio_over_limit"
     # The pipelined turn starts speaking before a sequential one would.
     assert figure["rest_stream_first_over_ms"] < figure["sequential_first_over_ms"]
+    upstream = await first_audio_openai(1)
+    # Nothing speaks before the scripted latencies allow.
+    assert upstream["rest_stream_first_over_ms"] > 0
+    assert upstream["direct_upstream_floor_over_ms"] > 0
 
 
 async def test_realtime_figures_are_well_formed() -> None:
@@ -45,3 +49,24 @@ async def test_load_only_sees_200_and_429() -> None:
     assert result["ok"], result
     assert set(result["statuses"]) <= {"200", "429"}
     assert result["slots_active_after"] == 0
+
+
+def test_profile_shares_by_package() -> None:
+    folded = "\n".join([
+        "main (bench/x.py:1);dialogue (voice_orchestrator/api/dialogue.py:9) 3",
+        "main (bench/x.py:1);send (httpx2/_client.py:5) 6",
+        "main (bench/x.py:1);_worker (concurrent/futures/thread.py:81) 50",
+        "main (bench/x.py:1);odd (somewhere.py:2) 1",
+    ])  # fmt: skip
+    summary = profile.summarize(folded)
+    assert summary["samples"] == 10  # the idle worker thread is left out
+    shares = summary["self_share_by_package"]
+    assert shares["HTTP client (httpx2, httpcore2, h11, anyio)"] == 0.6
+    assert shares["voice_orchestrator"] == 0.3
+    assert summary["top_other_leaves"] == ["odd (somewhere.py:2)"]
+
+
+async def test_profile_samples_the_service() -> None:
+    figure = await profile.profile("instant", 1.0, concurrency=2)
+    assert figure["samples"] > 0
+    assert figure["self_share_by_package"].get("voice_orchestrator", 0) > 0
