@@ -14,10 +14,10 @@ import math
 from collections.abc import AsyncIterator, Sequence
 
 import numpy as np
-import uvicorn
 from fastapi import FastAPI
 
 from voice_orchestrator.audio import Audio
+from voice_orchestrator.cli import serve
 from voice_orchestrator.main import create_app
 from voice_orchestrator.observability import configure_logging
 from voice_orchestrator.providers.base import ChatMessage, ProviderHealth, Providers, Transcript
@@ -81,18 +81,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    settings = Settings()
-    configure_logging(settings.log_format, settings.log_level)
-    # The options of ``voice-orchestrator serve``.
-    uvicorn.run(
-        "bench.instant:app",
-        factory=True,
-        host="127.0.0.1",
-        port=args.port,
-        workers=args.workers,
-        log_config=None,
-        ws_max_size=1 << 20,
-    )
+    serve("bench.instant:app", host="127.0.0.1", port=args.port, workers=args.workers)
 
 
 if __name__ == "__main__":

@@ -132,7 +132,10 @@ async def _status(args: argparse.Namespace) -> int:
     return 0 if response.status_code == 200 else 1
 
 
-def _serve(args: argparse.Namespace) -> int:
+def serve(factory: str, *, host: str, port: int, workers: int) -> None:
+    """Serves the app that ``factory`` (``module:function``) builds, with logging from the
+    environment. The benchmarks serve their app through this too, so they measure these
+    options."""
     import uvicorn
 
     from .observability import configure_logging
@@ -141,13 +144,19 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)
     uvicorn.run(
-        "voice_orchestrator.main:app_from_env",
+        factory,
         factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
+        host=host,
+        port=port,
+        workers=workers,
         log_config=None,
         ws_max_size=1 << 20,
+    )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    serve(
+        "voice_orchestrator.main:app_from_env", host=args.host, port=args.port, workers=args.workers
     )
     return 0
 
