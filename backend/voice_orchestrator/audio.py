@@ -122,7 +122,7 @@ def _decode_pcm16(
     target_rate: int | None,
 ) -> DecodedInput:
     """The common upload, 16-bit PCM WAV, without a float round trip: mono at the target rate
-    passes through as it came."""  # fmt: skip
+    passes through as it came."""
     if channels > MAX_CHANNELS:
         raise InvalidAudio(f"Unsupported channel count {channels}.")
     if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
@@ -139,12 +139,19 @@ def _decode_pcm16(
     if channels == 1 and out_rate == rate:
         audio = Audio(bytes(payload[: 2 * frames]), rate)
     else:
-        samples = np.frombuffer(payload, dtype="<i2", count=frames * channels)
-        mono = samples.reshape(frames, channels).mean(axis=1, dtype=np.float32) / 32768.0
+        mono = _downmixed(payload, channels)
         if out_rate != rate:
             mono = soxr.resample(mono, rate, out_rate, quality="HQ")
         audio = Audio.from_float32(mono, out_rate)
     return DecodedInput(audio, rate, channels, duration, "WAV")
+
+
+def _downmixed(payload: memoryview, channels: int) -> npt.NDArray[np.float32]:
+    """Interleaved 16-bit frames (a partial last frame dropped) as mono float samples."""
+    frames = len(payload) // (2 * channels)
+    samples = np.frombuffer(payload, dtype="<i2", count=frames * channels)
+    mono: npt.NDArray[np.float32] = samples.reshape(frames, channels).mean(axis=1, dtype=np.float32)
+    return mono / np.float32(32768.0)
 
 
 def _pcm16_wav(data: bytes) -> tuple[memoryview, int, int] | None:
@@ -234,12 +241,9 @@ def parse_wav(data: bytes) -> Audio:
     pcm16 = _pcm16_wav(data)
     if pcm16 is not None:
         payload, rate, channels = pcm16
-        frames = len(payload) // (2 * channels)
         if channels == 1:
-            return Audio(bytes(payload[: 2 * frames]), rate)
-        samples = np.frombuffer(payload, dtype="<i2", count=frames * channels)
-        mono = samples.reshape(frames, channels).mean(axis=1, dtype=np.float32) / 32768.0
-        return Audio.from_float32(mono, rate)
+            return Audio(bytes(payload[: len(payload) // 2 * 2]), rate)
+        return Audio.from_float32(_downmixed(payload, channels), rate)
     try:
         samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
