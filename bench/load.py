@@ -13,10 +13,8 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +23,11 @@ from tests.fakes import make_wav
 
 from bench import client
 from bench.upstream import (
-    REPO,
     Latency,
     clean_env,
-    free_port,
+    server_process,
     service_process,
     upstream_process,
-    wait_for_port,
 )
 
 URL = "/api/orchestrator/dialogue"
@@ -83,22 +79,9 @@ async def slots_after(url: str) -> dict[str, Any]:
         return concurrency
 
 
-@contextmanager
-def instant_service(workers: int, **env: str) -> Iterator[tuple[str, int]]:
+def instant_service(workers: int, **env: str) -> AbstractContextManager[tuple[str, int]]:
     """The service on instant in-process providers (``bench.instant``)."""
-    port = free_port()
-    command = [sys.executable, "-m", "bench.instant", "--port", str(port),
-               "--workers", str(workers)]  # fmt: skip
-    process = subprocess.Popen(
-        command, cwd=REPO, env=clean_env(**env),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        wait_for_port(port)
-        yield f"http://127.0.0.1:{port}", process.pid
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
+    return server_process(["bench.instant"], workers, clean_env(**env))
 
 
 @contextmanager

@@ -135,19 +135,9 @@ async def sequential_baseline() -> dict[str, float]:
 async def first_audio(runs: int) -> dict[str, Any]:
     """Client-side first and last audio of the streamed REST turn over real HTTP, and the
     server's X-Time-To-First-Audio, each minus the physical limit."""
-    stream_first: list[float] = []
-    stream_last: list[float] = []
-    header: list[float] = []
     app = create_app(settings(), scripted())
-    async with serve(app) as server, httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-        await client.post(URL, content=b"", headers=WAV)  # warm the connection
-        body = make_wav(1.0)
-        for _ in range(runs):
-            first, last = await _stream_turn(client, body)
-            stream_first.append(first)
-            stream_last.append(last)
-            response = await client.post(URL, content=body, headers=WAV)
-            header.append(float(response.headers["x-time-to-first-audio"]))
+    async with serve(app) as server:
+        stream_first, stream_last, header = await _rest_turns(server.url, runs)
     baseline = await sequential_baseline()
     floor = statistics.median([await direct_floor() for _ in range(runs)])
     return {
@@ -189,6 +179,24 @@ async def _stream_turn(client: httpx.AsyncClient, body: bytes) -> tuple[float, f
     return (first or 0.0) * 1000, (time.perf_counter() - start) * 1000
 
 
+async def _rest_turns(url: str, runs: int) -> tuple[list[float], list[float], list[float]]:
+    """``runs`` times: a streamed turn (client-side first and last audio, ms) and a plain one
+    (its ``X-Time-To-First-Audio``), after one turn that warms the connection."""
+    firsts: list[float] = []
+    lasts: list[float] = []
+    header: list[float] = []
+    body = make_wav(1.0)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        (await client.post(URL, content=body, headers=WAV)).raise_for_status()
+        for _ in range(runs):
+            first, last = await _stream_turn(client, body)
+            firsts.append(first)
+            lasts.append(last)
+            response = await client.post(URL, content=body, headers=WAV)
+            header.append(float(response.headers["x-time-to-first-audio"]))
+    return firsts, lasts, header
+
+
 async def upstream_floor(base: str, body: bytes) -> float:
     """First audio (ms) of the same upstream called directly, pipelined, no service: the
     transcription, the reply until its first sentence, that sentence's speech."""
@@ -215,19 +223,9 @@ async def upstream_floor(base: str, body: bytes) -> float:
 async def first_audio_openai(runs: int) -> dict[str, Any]:
     """The same scripted latencies behind a real OpenAI-compatible upstream on loopback, the
     service in its own process with the real adapters: first audio minus the limit."""
-    firsts: list[float] = []
-    lasts: list[float] = []
-    header: list[float] = []
     body = make_wav(1.0)
     with upstream_process(SCRIPTED_UPSTREAM) as base, service_process(base) as (url, _):
-        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-            (await client.post(URL, content=body, headers=WAV)).raise_for_status()  # warm up
-            for _ in range(runs):
-                first, last = await _stream_turn(client, body)
-                firsts.append(first)
-                lasts.append(last)
-                response = await client.post(URL, content=body, headers=WAV)
-                header.append(float(response.headers["x-time-to-first-audio"]))
+        firsts, lasts, header = await _rest_turns(url, runs)
         floor = statistics.median([await upstream_floor(base, body) for _ in range(runs)])
     first = statistics.median(firsts)
     return {

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,21 +152,29 @@ def service_env(base_url: str, **extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def service_process(base_url: str, *, workers: int = 1, **extra: str) -> Iterator[tuple[str, int]]:
-    """Runs the service on the upstream; yields its URL and the pid of its (main) process."""
+def server_process(
+    module: list[str], workers: int, env: dict[str, str]
+) -> Iterator[tuple[str, int]]:
+    """Runs ``python -m MODULE... --port P --workers N``; yields its URL and the pid of its
+    (main) process."""
     port = free_port()
-    command = [sys.executable, "-m", "voice_orchestrator", "serve", "--port", str(port),
-               "--workers", str(workers)]  # fmt: skip
+    command = [sys.executable, "-m", *module, "--port", str(port), "--workers", str(workers)]
     process = subprocess.Popen(
-        command, cwd=REPO, env=service_env(base_url, **extra), stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         wait_for_port(port)
         yield f"http://127.0.0.1:{port}", process.pid
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def service_process(
+    base_url: str, *, workers: int = 1, **extra: str
+) -> AbstractContextManager[tuple[str, int]]:
+    """Runs the service on the upstream; yields its URL and the pid of its (main) process."""
+    return server_process(["voice_orchestrator", "serve"], workers, service_env(base_url, **extra))
 
 
 def main() -> None:

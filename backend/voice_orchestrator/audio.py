@@ -88,18 +88,9 @@ def decode(data: bytes, *, min_s: float, max_s: float, target_rate: int | None) 
                 raise
             # Ogg and MP3 variants libsndfile does not read.
             mono, rate, channels, fmt = decode_container(data, demuxer, max_s=max_s)
-    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
-        raise InvalidAudio(f"Unsupported sample rate {rate} Hz.")
-    frames = mono.shape[0]
-    if frames == 0:
-        raise InvalidAudio("The audio has no frames.")
+    duration = _checked_duration(mono.shape[0], rate, min_s=min_s, max_s=max_s)
     if not np.isfinite(mono).all():
         raise InvalidAudio("The audio holds samples that are not finite numbers.")
-    if frames > int(max_s * rate):
-        raise AudioTooLong(f"The audio lasts more than {max_s:g} s.")
-    duration = frames / rate
-    if duration < min_s:
-        raise AudioTooShort(f"The audio lasts {duration:.3f} s; the minimum is {min_s:g} s.")
     out_rate = target_rate or rate
     if out_rate != rate:
         mono = soxr.resample(mono, rate, out_rate, quality="HQ")
@@ -110,6 +101,21 @@ def decode(data: bytes, *, min_s: float, max_s: float, target_rate: int | None) 
         duration_s=duration,
         format=fmt,
     )
+
+
+def _checked_duration(frames: int, rate: int, *, min_s: float, max_s: float) -> float:
+    """The duration of ``frames`` at ``rate``; raises when the rate or the duration is out of
+    bounds."""
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise InvalidAudio(f"Unsupported sample rate {rate} Hz.")
+    if frames == 0:
+        raise InvalidAudio("The audio has no frames.")
+    if frames > int(max_s * rate):
+        raise AudioTooLong(f"The audio lasts more than {max_s:g} s.")
+    duration = frames / rate
+    if duration < min_s:
+        raise AudioTooShort(f"The audio lasts {duration:.3f} s; the minimum is {min_s:g} s.")
+    return duration
 
 
 def _decode_pcm16(
@@ -125,16 +131,8 @@ def _decode_pcm16(
     passes through as it came."""
     if channels > MAX_CHANNELS:
         raise InvalidAudio(f"Unsupported channel count {channels}.")
-    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
-        raise InvalidAudio(f"Unsupported sample rate {rate} Hz.")
     frames = len(payload) // (2 * channels)
-    if frames == 0:
-        raise InvalidAudio("The audio has no frames.")
-    if frames > int(max_s * rate):
-        raise AudioTooLong(f"The audio lasts {frames / rate:.1f} s; the limit is {max_s:g} s.")
-    duration = frames / rate
-    if duration < min_s:
-        raise AudioTooShort(f"The audio lasts {duration:.3f} s; the minimum is {min_s:g} s.")
+    duration = _checked_duration(frames, rate, min_s=min_s, max_s=max_s)
     out_rate = target_rate or rate
     if channels == 1 and out_rate == rate:
         audio = Audio(bytes(payload[: 2 * frames]), rate)
