@@ -80,6 +80,27 @@ class Overloaded(OrchestratorError):
     retryable = True
 
 
+class IdleTimeout(OrchestratorError):
+    """A socket carried nothing from its client for ORCH_WS_IDLE_TIMEOUT_S."""
+
+    code = "IDLE_TIMEOUT"
+    stage = "validation"
+
+
+class SessionNotFound(OrchestratorError):
+    """No session of that id belongs to the caller."""
+
+    code = "SESSION_NOT_FOUND"
+    stage = "validation"
+
+
+class Forbidden(OrchestratorError):
+    """A request that is not allowed whatever it carries (a bad webhook signature)."""
+
+    code = "FORBIDDEN"
+    stage = "auth"
+
+
 class SpeechNotRecognized(OrchestratorError):
     code = "SPEECH_RECOGNITION_FAILED"
     stage = "stt"

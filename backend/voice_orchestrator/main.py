@@ -25,6 +25,7 @@ from .observability import configure_logging
 from .pipeline.admission import Slots
 from .pipeline.sessions import open_session_store
 from .pipeline.telemetry import TurnTelemetry
+from .pipeline.turns import TurnPolicy, Turns
 from .providers.base import Providers
 from .providers.factory import build_providers
 from .settings import Settings
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, providers: Providers | None = N
         slots = Slots(settings.max_concurrency, settings.queue_timeout_s)
         metrics.watch_slots(slots)
         outcomes = RecentOutcomes()
+        telemetry = TurnTelemetry(metrics, outcomes)
         services = Services(
             settings=settings,
             providers=built,
@@ -77,7 +79,8 @@ def create_app(settings: Settings | None = None, providers: Providers | None = N
                 timeout_s=settings.status_timeout_s,
                 cache_s=settings.status_cache_s,
             ),
-            telemetry=TurnTelemetry(metrics, outcomes),
+            telemetry=telemetry,
+            turns=Turns(built, slots, sessions, telemetry, TurnPolicy.from_settings(settings)),
         )
         app.state.services = services
         logger.info("service ready", extra={"version": VERSION})

@@ -8,15 +8,14 @@ worker at random, so run one worker per process or container and let Prometheus 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .errors import ProviderError
-from .pipeline.admission import Slots
-from .pipeline.dialogue import TurnTimings
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PREFIX = "orchestrator"
@@ -34,11 +33,24 @@ TURN_HISTOGRAMS = {
 }
 
 
+class SlotGauges(Protocol):
+    """What the slot gauges read (the dialogue slots)."""
+
+    @property
+    def limit(self) -> int: ...
+
+    @property
+    def active(self) -> int: ...
+
+    @property
+    def waiting(self) -> int: ...
+
+
 class _SlotsCollector(Collector):
     """Reads the dialogue slots at scrape time, so the gauges cost nothing per turn."""
 
     def __init__(self) -> None:
-        self.slots: Slots | None = None
+        self.slots: SlotGauges | None = None
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         slots = self.slots
@@ -96,7 +108,7 @@ class Metrics:
             registry=self.registry,
         )
 
-    def watch_slots(self, slots: Slots) -> None:
+    def watch_slots(self, slots: SlotGauges) -> None:
         """Reports ``slots`` in the slot gauges from now on."""
         self._slots.slots = slots
 
@@ -106,10 +118,10 @@ class Metrics:
         self._requests.labels(route, method, str(status), code or "").inc()
         self._request_seconds.labels(route).observe(seconds)
 
-    def observe_turn(self, timings: TurnTimings) -> None:
-        """Records the stage and turn times of a completed turn."""
+    def observe_turn(self, timings: Mapping[str, float]) -> None:
+        """Records the stage and turn times (ms, by TurnTimings field) of a completed turn."""
         for field, histogram in self._turn.items():
-            value: float | None = getattr(timings, field)
+            value = timings.get(field)
             if value is not None:
                 histogram.observe(value / 1000)
 

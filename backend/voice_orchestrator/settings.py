@@ -94,6 +94,20 @@ class Settings(BaseSettings):
     vad_start_ms: int = Field(200, ge=20, le=2000)
     playback_lead_ms: int = Field(250, ge=0)
     max_sessions: int = Field(20, ge=1)
+    # With API keys, the sockets one key may hold; default: half of ORCH_MAX_SESSIONS.
+    max_sessions_per_key: int | None = Field(None, ge=1)
+    # A socket that carries nothing from its client this long is closed.
+    ws_idle_timeout_s: float = Field(60.0, gt=0)
+    # A transcript is cut to this before it reaches the model; a session's history is bounded
+    # in characters as well as in turns.
+    max_transcript_chars: int = Field(2000, ge=1)
+    max_history_chars: int = Field(20_000, ge=1)
+
+    @property
+    def sessions_per_key(self) -> int:
+        if self.max_sessions_per_key is not None:
+            return self.max_sessions_per_key
+        return max(1, self.max_sessions // 2)
 
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod

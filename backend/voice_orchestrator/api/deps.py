@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 
 from ..health import HealthChecker
 from ..metrics import Metrics
 from ..pipeline.admission import Slots
-from ..pipeline.sessions import SessionStore
+from ..pipeline.sessions import SessionStore, owner_of
 from ..pipeline.telemetry import TurnTelemetry
+from ..pipeline.turns import Turns
 from ..providers.base import Providers
 from ..settings import Settings
+from .middleware import presented_key
 
 
 @dataclass(slots=True)
@@ -27,7 +30,16 @@ class Services:
     metrics: Metrics
     health: HealthChecker
     telemetry: TurnTelemetry
-    open_sockets: int = 0  # WebSocket sessions, against ORCH_MAX_SESSIONS
+    turns: Turns
+    open_sockets: int = 0  # sockets of every route, against ORCH_MAX_SESSIONS
+    sockets_by_owner: dict[str, int] = field(default_factory=dict)
+
+    def owner(self, connection: HTTPConnection) -> str:
+        """Who a request's sessions belong to: its API key's owner name, or nobody (empty)
+        when the service has no keys."""
+        if not self.settings.api_keys:
+            return ""
+        return owner_of(presented_key(connection.scope))
 
 
 async def get_services(request: Request) -> Services:

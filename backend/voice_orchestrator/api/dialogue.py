@@ -9,7 +9,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
@@ -22,18 +22,12 @@ from starlette.types import Receive, Scope, Send
 from ..audio import Audio, DecodedInput, decode, encode_wav, wav_header
 from ..errors import InvalidAudio, InvalidRequest, UnsupportedMediaType
 from ..observability import session_id_var
-from ..pipeline.dialogue import (
-    AudioChunk,
-    DialogueTurn,
-    StageTimeouts,
-    TranscriptReady,
-    TurnDone,
-    TurnEvent,
-    TurnTimings,
-)
-from ..pipeline.redaction import redact
-from ..pipeline.sessions import SESSION_ID, Turn, build_context
+from ..pipeline.aio import aclose
+from ..pipeline.dialogue import AudioChunk, TranscriptReady, TurnDone, TurnEvent, TurnTimings
+from ..pipeline.sessions import SESSION_ID
+from ..pipeline.turns import SessionRef
 from .deps import Services, ServicesDep
+from .errors import CLIENT_CLOSED_REQUEST
 from .schemas import AudioPayload, DialogueResponse, ErrorBody, InputInfo, OutputInfo
 
 logger = logging.getLogger(__name__)
@@ -49,8 +43,6 @@ DOCUMENTED_AUDIO_TYPES = (
 VOICE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 LANGUAGE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$")
 HEADER_TEXT_LIMIT = 1000
-# Never seen by the client, which is gone; it marks the case in access logs.
-CLIENT_CLOSED_REQUEST = 499
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": description}
     for status, description in {
@@ -139,24 +131,31 @@ async def dialogue(
     if options.session_id:
         session_id_var.set(options.session_id)
     wants_json = _wants_json(request.headers.get("accept", ""))
+    session = (
+        SessionRef(services.owner(request), options.session_id) if options.session_id else None
+    )
 
+    # The turn's events hold a dialogue slot from the first one until they are closed.
+    events = services.turns.run(
+        session,
+        decoded.audio,
+        started_at=received,
+        voice=options.voice,
+        language=options.language,
+    )
     exits = AsyncExitStack()
-    await exits.enter_async_context(services.slots.acquire())
+    exits.push_async_callback(aclose, events)
     try:
-        turn = await _new_turn(services, decoded.audio, options, received)
-        events = services.telemetry.observe(turn)
-        exits.push_async_callback(_aclose, events)
         if stream and not wants_json:
-            response = await _streamed(request, services, events, decoded, options, exits)
+            response = await _streamed(request, services, events, decoded, session, exits)
             exits = AsyncExitStack()  # the response owns the slot and the turn now
             return response
         done, audio = await _until_disconnect(request, _collect(events))
-        done = _redacted(services, done)
     except ClientDisconnected:
         return Response(status_code=CLIENT_CLOSED_REQUEST)
     finally:
         await exits.aclose()
-    await _remember(services, options, done)
+    await services.turns.remember(session, done.transcript, done.response_text)
     if wants_json:
         return _json_response(request, decoded, options, done, audio)
     return Response(
@@ -204,25 +203,6 @@ def _wants_json(accept: str) -> bool:
     return "application/json" in accept.lower() and "audio/" not in accept.lower()
 
 
-async def _new_turn(
-    services: Services, audio: Audio, options: _Options, received: float
-) -> DialogueTurn:
-    settings = services.settings
-    history = await services.sessions.history(options.session_id) if options.session_id else []
-    return DialogueTurn(
-        providers=services.providers,
-        audio=audio,
-        context=build_context(settings.llm.system_prompt, history),
-        started_at=received,
-        voice=options.voice,
-        language=options.language,
-        max_output_s=settings.max_output_s,
-        timeouts=StageTimeouts(
-            stt_s=settings.stt.timeout_s, llm_s=settings.llm.timeout_s, tts_s=settings.tts.timeout_s
-        ),
-    )
-
-
 async def _collect(events: AsyncIterator[TurnEvent]) -> tuple[TurnDone, Audio]:
     chunks: list[Audio] = []
     async for event in events:
@@ -258,12 +238,6 @@ async def _disconnected(receive: Receive) -> None:
         pass
 
 
-async def _aclose(events: AsyncIterator[TurnEvent]) -> None:
-    close = getattr(events, "aclose", None)
-    if close is not None:
-        await close()
-
-
 class _TurnStream(StreamingResponse):
     """A streaming response that releases what it owns however the stream ends."""
 
@@ -293,7 +267,7 @@ async def _streamed(
     services: Services,
     events: AsyncIterator[TurnEvent],
     decoded: DecodedInput,
-    options: _Options,
+    session: SessionRef | None,
     exits: AsyncExitStack,
 ) -> Response:
     # Wait for the first audio so that a failing stage still gets its proper error status.
@@ -307,34 +281,16 @@ async def _streamed(
                 if isinstance(event, AudioChunk):
                     yield event.audio.pcm
                 elif isinstance(event, TurnDone):
-                    await _remember(services, options, _redacted(services, event))
+                    await services.turns.remember(session, event.transcript, event.response_text)
         except Exception as e:
             # The status line is gone; the stream ends short and the log says why.
             logger.warning("streamed turn failed", extra={"code": getattr(e, "code", None)})
 
     headers = _input_headers(decoded)
-    if services.settings.redact:
-        transcript = redact(transcript)
     headers["X-Transcript"] = _header_text(transcript)
-    if options.session_id:
-        headers["X-Session-Id"] = options.session_id
+    if session is not None:
+        headers["X-Session-Id"] = session.id
     return _TurnStream(body(), exits, media_type="audio/wav", headers=headers)
-
-
-def _redacted(services: Services, done: TurnDone) -> TurnDone:
-    """The turn as it may be returned and stored: long digit runs hidden (ORCH_REDACT)."""
-    if not services.settings.redact:
-        return done
-    return replace(
-        done, transcript=redact(done.transcript), response_text=redact(done.response_text)
-    )
-
-
-async def _remember(services: Services, options: _Options, done: TurnDone) -> None:
-    if options.session_id:
-        await services.sessions.append(
-            options.session_id, Turn(done.transcript, done.response_text)
-        )
 
 
 def _input_headers(decoded: DecodedInput) -> dict[str, str]:

@@ -22,6 +22,8 @@ STATUS_BY_CODE = {
     "AUDIO_TOO_LONG": 400,
     "INVALID_REQUEST": 400,
     "UNAUTHORIZED": 401,
+    "FORBIDDEN": 403,
+    "SESSION_NOT_FOUND": 404,
     "REQUEST_TIMEOUT": 408,
     "PAYLOAD_TOO_LARGE": 413,
     "UNSUPPORTED_MEDIA_TYPE": 415,
@@ -29,6 +31,14 @@ STATUS_BY_CODE = {
     "TOO_MANY_REQUESTS": 429,
     "INTERNAL_ERROR": 500,
 }
+# WebSocket close codes (RFC 6455 and the IANA registry).
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001  # idle too long
+CLOSE_POLICY_VIOLATION = 1008  # a phone stream without a valid token
+CLOSE_SERVICE_RESTART = 1012  # draining: reconnect elsewhere
+CLOSE_TRY_AGAIN_LATER = 1013  # too many sockets
+# Never seen by the client, which is gone; it marks the case in access logs.
+CLIENT_CLOSED_REQUEST = 499
 STATUS_BY_PROVIDER_KIND = {"SERVICE_ERROR": 502, "SERVICE_UNAVAILABLE": 503, "TIMEOUT": 504}
 # Refused while the body was still arriving: the connection is closed after the answer, or the
 # server would go on reading (and discarding) whatever the client still sends.

@@ -142,7 +142,7 @@ class ApiKeyAuth:
         await response(scope, receive, send)
 
     def _authorized(self, scope: Scope) -> bool:
-        given = _presented_key(scope)
+        given = presented_key(scope)
         if given is None:
             return False
         # Every key is compared, so timing does not tell which one nearly matched.
@@ -150,7 +150,7 @@ class ApiKeyAuth:
         return any(matches)
 
 
-def _presented_key(scope: Scope) -> bytes | None:
+def presented_key(scope: Scope) -> bytes | None:
     authorization = _header(scope, b"authorization")
     if authorization is not None:
         scheme, _, token = authorization.partition(" ")

@@ -10,9 +10,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..metrics import Metrics
 from ..observability import ResponseNote, response_note_var
+from .errors import CLIENT_CLOSED_REQUEST
 
 # nginx's code for a client that went away; such a response never reaches anyone.
-CLIENT_CLOSED_REQUEST = 499
 # Requests for paths the app does not serve share one label, so scanners cannot blow up the
 # number of series.
 OTHER_ROUTE = "other"

@@ -111,6 +111,133 @@ class SessionEnd(BaseModel):
     type: Literal["session.end"]
 
 
+class PlaybackMark(BaseModel):
+    """The client has played ``played_ms`` of the turn's audio."""
+
+    type: Literal["playback.mark"]
+    turn_id: str = Field(max_length=64)
+    played_ms: float = Field(ge=0)
+
+
 ClientMessage = Annotated[
-    SessionStart | InputCommit | ResponseCancel | SessionEnd, Field(discriminator="type")
+    SessionStart | InputCommit | ResponseCancel | SessionEnd | PlaybackMark,
+    Field(discriminator="type"),
+]
+
+
+# WebSocket messages from the server (JSON text frames; the answer's audio goes as binary).
+class AudioFormat(BaseModel):
+    format: Literal["pcm_s16le"] = "pcm_s16le"
+    sample_rate: int | None = None
+    channels: int = 1
+
+
+class SessionStarted(BaseModel):
+    type: Literal["session.started"] = "session.started"
+    session_id: str
+    resumed: bool
+    input_audio: AudioFormat
+    output_audio: AudioFormat
+
+
+class SpeechStartedEvent(BaseModel):
+    type: Literal["speech.started"] = "speech.started"
+
+
+class SpeechStoppedEvent(BaseModel):
+    type: Literal["speech.stopped"] = "speech.stopped"
+
+
+class TranscriptFinalEvent(BaseModel):
+    type: Literal["transcript.final"] = "transcript.final"
+    turn_id: str
+    text: str
+
+
+class TextDeltaEvent(BaseModel):
+    type: Literal["response.text.delta"] = "response.text.delta"
+    turn_id: str
+    text: str
+
+
+class AudioStartEvent(BaseModel):
+    type: Literal["response.audio.start"] = "response.audio.start"
+    turn_id: str
+    sample_rate: int
+
+
+class AudioPausedEvent(BaseModel):
+    type: Literal["response.audio.paused"] = "response.audio.paused"
+    turn_id: str
+
+
+class AudioResumedEvent(BaseModel):
+    type: Literal["response.audio.resumed"] = "response.audio.resumed"
+    turn_id: str
+
+
+class AudioDoneEvent(BaseModel):
+    type: Literal["response.audio.done"] = "response.audio.done"
+    turn_id: str
+
+
+class ResponseDoneEvent(BaseModel):
+    type: Literal["response.done"] = "response.done"
+    turn_id: str
+    text: str
+    interrupted: bool
+    timings_ms: dict[str, float]
+
+
+class InterruptedEvent(BaseModel):
+    type: Literal["response.interrupted"] = "response.interrupted"
+    turn_id: str
+
+
+class ToolCallEvent(BaseModel):
+    type: Literal["tool.call"] = "tool.call"
+    turn_id: str
+    call_id: str
+    name: str
+
+
+class ToolResultEvent(BaseModel):
+    type: Literal["tool.result"] = "tool.result"
+    turn_id: str
+    call_id: str
+    ok: bool
+    ms: float
+
+
+class ErrorEvent(BaseModel):
+    type: Literal["error"] = "error"
+    code: str
+    message: str
+    stage: str
+    turn_id: str | None = None
+    retry_after_s: float | None = None
+
+
+class SessionEnded(BaseModel):
+    type: Literal["session.ended"] = "session.ended"
+    session_id: str
+
+
+ServerMessage = Annotated[
+    SessionStarted
+    | SpeechStartedEvent
+    | SpeechStoppedEvent
+    | TranscriptFinalEvent
+    | TextDeltaEvent
+    | AudioStartEvent
+    | AudioPausedEvent
+    | AudioResumedEvent
+    | AudioDoneEvent
+    | ResponseDoneEvent
+    | InterruptedEvent
+    | ToolCallEvent
+    | ToolResultEvent
+    | ErrorEvent
+    | SessionEnded,
+    Field(discriminator="type"),
 ]

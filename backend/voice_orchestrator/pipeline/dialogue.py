@@ -16,6 +16,7 @@ from typing import Any
 from ..audio import Audio, resample
 from ..errors import OrchestratorError, ProviderFailed, ProviderTimeout, SpeechNotRecognized
 from ..providers.base import ChatMessage, Providers, Transcript
+from .aio import aclose, ms_since
 from .sentences import SentenceChunker
 
 
@@ -41,9 +42,9 @@ class TurnTimings:
     first_audio_ms: float | None = None
     total_ms: float | None = None
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self, *, digits: int | None = 1) -> dict[str, float]:
         return {
-            name: round(value, 1)
+            name: value if digits is None else round(value, digits)
             for name in self.__slots__
             if (value := getattr(self, name)) is not None
         }
@@ -80,10 +81,6 @@ class TurnDone:
 TurnEvent = TranscriptReady | TextDelta | AudioChunk | TurnDone
 
 
-def _ms_since(start: float) -> float:
-    return (time.perf_counter() - start) * 1000
-
-
 @dataclass(slots=True)
 class EarlyTranscription:
     """A transcription started before the turn (on a pause in speech, before the end of the
@@ -107,7 +104,9 @@ class EarlyTranscription:
 class DialogueTurn:
     """A single turn. ``context`` is what precedes the user's words: the system prompt and the
     session's history. ``started_at`` is ``time.perf_counter()`` when the request arrived (or the
-    utterance ended). With ``early``, its result is used instead of transcribing ``audio``."""
+    utterance ended). With ``early``, its result is used instead of transcribing ``audio``;
+    with ``text``, the user's words are given and nothing is transcribed. A transcript longer
+    than ``max_transcript_chars`` is cut before it reaches the model."""
 
     providers: Providers
     audio: Audio
@@ -120,6 +119,8 @@ class DialogueTurn:
     early: EarlyTranscription | None = None
     # Speech beyond this ends the answer at the end of the sentence that passed it.
     max_output_s: float | None = None
+    text: str | None = None
+    max_transcript_chars: int | None = None
     _output_s: float = field(default=0.0, init=False)
     _cut: bool = field(default=False, init=False)
 
@@ -149,7 +150,7 @@ class DialogueTurn:
             async with asyncio.TaskGroup() as group:
                 generation = group.create_task(self._generate(messages, sentences, out, reply))
                 group.create_task(self._speak(sentences, out, rate, spoken, generation))
-            self.timings.total_ms = _ms_since(self.started_at)
+            self.timings.total_ms = ms_since(self.started_at)
             # Cut short (ORCH_MAX_OUTPUT_S): the answer is what was spoken.
             text = " ".join(spoken) if self._cut else "".join(reply).strip()
             out.put_nowait(TurnDone(transcript.text, text, rate[0], self.timings))
@@ -158,9 +159,21 @@ class DialogueTurn:
             out.put_nowait(_first_error(e))
 
     async def _transcribe(self) -> Transcript:
+        transcript = await self._recognize()
+        if self.max_transcript_chars is not None:
+            text = transcript.text[: self.max_transcript_chars]
+            transcript = Transcript(text, transcript.language)
+        return transcript
+
+    async def _recognize(self) -> Transcript:
+        if self.text is not None:
+            self.timings.stt_ms = 0.0
+            if not self.text.strip():
+                raise SpeechNotRecognized("The user's message is empty.")
+            return Transcript(self.text)
         start = time.perf_counter() if self.early is None else self.early.started_at
         try:
-            async with asyncio.timeout(self.timeouts.stt_s - _ms_since(start) / 1000):
+            async with asyncio.timeout(self.timeouts.stt_s - ms_since(start) / 1000):
                 if self.early is not None:
                     transcript = await self.early.task
                 else:
@@ -191,7 +204,7 @@ class DialogueTurn:
             async with asyncio.timeout(self.timeouts.llm_s):
                 async for delta in stream:
                     if self.timings.llm_first_token_ms is None:
-                        self.timings.llm_first_token_ms = _ms_since(start)
+                        self.timings.llm_first_token_ms = ms_since(start)
                     reply.append(delta)
                     out.put_nowait(TextDelta(delta))
                     for sentence in chunker.push(delta):
@@ -199,8 +212,8 @@ class DialogueTurn:
         except TimeoutError as e:
             raise ProviderTimeout("llm", "The llm service did not finish in time.") from e
         finally:
-            await _aclose(stream)
-            self.timings.llm_ms = _ms_since(start)
+            await aclose(stream)
+            self.timings.llm_ms = ms_since(start)
         for sentence in chunker.flush():
             sentences.put_nowait(sentence)
         sentences.put_nowait(None)
@@ -230,7 +243,7 @@ class DialogueTurn:
                     break
         finally:
             if start is not None:
-                self.timings.tts_ms = _ms_since(start)
+                self.timings.tts_ms = ms_since(start)
         if not rate:
             raise ProviderFailed("tts", "The tts service returned no audio.")
 
@@ -250,8 +263,8 @@ class DialogueTurn:
                         continue
                     if not rate:
                         rate.append(chunk.sample_rate)
-                        self.timings.tts_first_audio_ms = _ms_since(start)
-                        self.timings.first_audio_ms = _ms_since(self.started_at)
+                        self.timings.tts_first_audio_ms = ms_since(start)
+                        self.timings.first_audio_ms = ms_since(self.started_at)
                     elif chunk.sample_rate != rate[0]:
                         chunk = await asyncio.to_thread(resample, chunk, rate[0])
                     self._output_s += chunk.duration_s
@@ -259,13 +272,7 @@ class DialogueTurn:
         except TimeoutError as e:
             raise ProviderTimeout("tts", "The tts service did not answer in time.") from e
         finally:
-            await _aclose(stream)
-
-
-async def _aclose(stream: AsyncIterator[Any]) -> None:
-    close = getattr(stream, "aclose", None)
-    if close is not None:
-        await close()
+            await aclose(stream)
 
 
 def _first_error(error: Exception) -> Exception:

@@ -56,7 +56,7 @@ class TurnTelemetry:
     def _succeeded(self, turn: DialogueTurn, output_s: float) -> None:
         for stage in STAGES:
             self._outcomes.record(stage, True)
-        self._metrics.observe_turn(turn.timings)
+        self._metrics.observe_turn(turn.timings.as_dict(digits=None))
         self._metrics.count_turn("ok", None)
         self._log(turn, "ok", None, output_s)
 

@@ -9,7 +9,9 @@ over faint noise where mode 2 merged them.
 ``Segmenter`` turns classifications into events with hysteresis: speech starts only after
 ``start_ms`` of mostly voiced frames (a cough or a click does not start it, nor barge in), and
 stops after ``silence_ms`` of unvoiced frames. A shorter ``pause_ms`` of silence reports a pause,
-so that transcription may start speculatively before the end of the turn is certain.
+so that transcription may start speculatively before the end of the turn is certain. Before
+speech is confirmed, the first voiced frame reports a possible onset (an answer being played
+pauses at once) and a window that passes without confirmation dismisses it (the answer resumes).
 """
 
 from __future__ import annotations
@@ -42,6 +44,16 @@ class WebRtcClassifier:
 
 
 @dataclass(frozen=True, slots=True)
+class VoiceOnset:
+    """A voiced frame while no speech is under way: maybe speech, maybe a cough."""
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceDismissed:
+    """The voice since the last onset did not become speech."""
+
+
+@dataclass(frozen=True, slots=True)
 class SpeechStarted:
     pass
 
@@ -65,7 +77,9 @@ class SpeechStopped:
     audio: Audio
 
 
-SegmentEvent = SpeechStarted | SpeechPaused | SpeechResumed | SpeechStopped
+SegmentEvent = (
+    VoiceOnset | VoiceDismissed | SpeechStarted | SpeechPaused | SpeechResumed | SpeechStopped
+)
 
 
 class Segmenter:
@@ -98,6 +112,10 @@ class Segmenter:
         self._frames = 0
         self._silent = 0
         self._paused = False
+        # Frames since a possible onset that has not been confirmed yet; None when there is none.
+        self._onset: int | None = None
+        self._onset_limit = self._start_frames + self._start_frames // 2
+        self._last_voiced = False
         self.speaking = False
 
     def push(self, pcm: bytes) -> list[SegmentEvent]:
@@ -129,7 +147,8 @@ class Segmenter:
             self._heard.append(frame)
             self._window.append(voiced)
             if sum(self._window) < self._start_needed:
-                return None
+                return self._maybe_onset(voiced)
+            self._onset = None
             self.speaking = True
             preroll = list(self._heard)[-self._preroll_frames :]
             self._utterance = bytearray(b"".join(preroll))
@@ -154,6 +173,20 @@ class Segmenter:
             return SpeechPaused(self._audio())
         return None
 
+    def _maybe_onset(self, voiced: bool) -> SegmentEvent | None:
+        if self._onset is None:
+            # Two voiced frames in a row: one alone is as often a click or faint noise.
+            if not voiced or not self._last_voiced:
+                self._last_voiced = voiced
+                return None
+            self._onset = 0
+            return VoiceOnset()
+        self._onset += 1
+        if self._onset < self._onset_limit:
+            return None
+        self._onset = None
+        return VoiceDismissed()
+
     def _audio(self) -> Audio:
         return Audio(bytes(self._utterance), SAMPLE_RATE)
 
@@ -168,5 +201,7 @@ class Segmenter:
         self._utterance = bytearray()
         self._frames = 0
         self._silent = 0
+        self._onset = None
+        self._last_voiced = False
         self._heard.clear()
         self._window.clear()

@@ -1,0 +1,497 @@
+"""The conversation core: a spoken conversation in real time, whatever carries it.
+
+A transport feeds it what the listener's side produces (PCM at a stated rate, commits,
+cancels, playback reports, text) and serializes the events it hands to the transport's sink.
+The core owns everything else: turn-taking by voice activity, early transcription, carry-over
+of an utterance cut before its answer began, barge-in (pause at the first voiced frame, cancel
+once speech is confirmed, resume after a cough), playback pacing, what the listener heard,
+redaction, the history write, the dialogue slot and the telemetry.
+
+Each response runs as one task owned by the conversation, in two halves: the producer runs the
+turn under a dialogue slot (freed when synthesis ends, not when playback does) and the player
+sends the audio at real-time pace, at most the playback lead ahead of the listener. Cancelling
+a response cancels that task and waits for it, so no frame of it follows ``Interrupted``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import soxr
+
+from ..audio import Audio, resample
+from ..errors import AudioTooShort, OrchestratorError
+from . import dialogue
+from . import events as ev
+from .heard import HeardText
+from .turns import SessionRef, Turns
+from .vad import (
+    FRAME_MS,
+    SAMPLE_RATE,
+    Segmenter,
+    SpeechPaused,
+    SpeechResumed,
+    SpeechStarted,
+    SpeechStopped,
+    VoiceDismissed,
+    VoiceOnset,
+    WebRtcClassifier,
+)
+
+logger = logging.getLogger(__name__)
+
+Sink = Callable[[ev.ConversationEvent], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationOptions:
+    """How a transport wants the conversation: the rate of the PCM it pushes, the rate of the
+    answer's audio it sends on (None: the synthesizer's), and turn-taking."""
+
+    input_rate: int = SAMPLE_RATE
+    output_rate: int | None = None
+    frame_ms: int = FRAME_MS
+    playback_lead_ms: int = 250
+    server_vad: bool = True
+    auto_respond: bool = True
+    vad_start_ms: int = 200
+    vad_silence_ms: int = 600
+    min_audio_s: float = 0.5
+    max_audio_s: float = 60.0
+
+
+@dataclass
+class _Response:
+    turn_id: str
+    audio: Audio | None
+    started_at: float
+    transcript: str | None = None
+    timings: dialogue.TurnTimings = field(default_factory=dialogue.TurnTimings)
+    heard: HeardText = field(default_factory=HeardText)
+    resumed: asyncio.Event = field(default_factory=asyncio.Event)
+    paused_at: float | None = None
+    remember: bool = True
+    complete: bool = False  # all of it was sent: a barge-in no longer cuts it
+    task: asyncio.Task[None] | None = None
+
+
+class Conversation:
+    def __init__(
+        self,
+        turns: Turns,
+        session: SessionRef,
+        sink: Sink,
+        options: ConversationOptions | None = None,
+        *,
+        voice: str | None = None,
+        language: str | None = None,
+        instructions: str | None = None,
+    ) -> None:
+        self._turns = turns
+        self.session = session
+        self._sink = sink
+        self.options = options = options or ConversationOptions()
+        self.voice = voice
+        self.language = language
+        self.instructions = instructions
+        self._segmenter = Segmenter(
+            WebRtcClassifier(),
+            start_ms=options.vad_start_ms,
+            silence_ms=options.vad_silence_ms,
+            max_utterance_s=options.max_audio_s,
+        )
+        self._resampler: Any = None
+        if options.input_rate != SAMPLE_RATE:
+            self._resampler = soxr.ResampleStream(options.input_rate, SAMPLE_RATE, 1, dtype="int16")
+        self._send_lock = asyncio.Lock()
+        self._response: _Response | None = None
+        self._early: dialogue.EarlyTranscription | None = None
+        self._abandoned: set[asyncio.Task[Any]] = set()
+        self._carried: Audio | None = None
+        self._pending: Audio | None = None  # committed, waiting for respond()
+        self._buffer = bytearray()  # without server VAD: what arrived since the last commit
+        self._input_ms = 0  # listener audio received, for speech start/stop positions
+        self.turns = 0
+
+    # -- input -------------------------------------------------------------------------------
+
+    async def push_audio(self, pcm: bytes) -> None:
+        """PCM s16le mono at ``options.input_rate``, any length of whole samples."""
+        if self._resampler is not None:
+            samples = np.frombuffer(pcm, dtype=np.int16)
+            pcm = self._resampler.resample_chunk(samples).tobytes()
+        self._input_ms += len(pcm) * 1000 // (2 * SAMPLE_RATE)
+        if not self.options.server_vad:
+            limit = int(self.options.max_audio_s * SAMPLE_RATE) * 2
+            self._buffer += pcm
+            del self._buffer[: max(0, len(self._buffer) - limit)]
+            return
+        for event in self._segmenter.push(pcm):
+            await self._on_segment(event)
+
+    async def _on_segment(
+        self,
+        event: VoiceOnset
+        | VoiceDismissed
+        | SpeechStarted
+        | SpeechPaused
+        | SpeechResumed
+        | SpeechStopped,
+    ) -> None:
+        response = self._response
+        if response is not None and response.complete:
+            response = None
+        if isinstance(event, VoiceOnset):
+            if response is not None and response.heard.any_sent and response.paused_at is None:
+                await self._pause(response)
+        elif isinstance(event, VoiceDismissed):
+            if response is not None and response.paused_at is not None:
+                await self._resume(response)
+        elif isinstance(event, SpeechStarted):
+            # Barge-in first: stopping the assistant is what the listener waits for.
+            await self._interrupt(carry=True)
+            await self._emit(ev.SpeechStarted(self._input_ms))
+        elif isinstance(event, SpeechPaused):
+            self._start_early(event.audio)
+        elif isinstance(event, SpeechResumed):
+            self._drop_early()
+        else:
+            await self._emit(ev.SpeechStopped(self._input_ms))
+            await self._utterance(event.audio, keep_early=True)
+
+    async def commit(self) -> None:
+        """The listener's utterance ends now (push-to-talk, or no server VAD)."""
+        was_speaking = self._segmenter.speaking
+        if self.options.server_vad:
+            audio = self._segmenter.commit()
+        else:
+            audio = Audio(bytes(self._buffer), SAMPLE_RATE) if self._buffer else None
+            self._buffer.clear()
+        if was_speaking:
+            await self._emit(ev.SpeechStopped(self._input_ms))
+        if audio is None or audio.duration_s < self.options.min_audio_s:
+            self._drop_early()
+            await self._emit(
+                ev.ErrorRaised(
+                    AudioTooShort(
+                        f"Nothing to answer: commit at least {self.options.min_audio_s} s of audio."
+                    )
+                )
+            )
+            return
+        await self._utterance(audio, keep_early=False)
+
+    def clear_input(self) -> None:
+        """Drops the audio received since the last utterance."""
+        self._segmenter.commit()
+        self._buffer.clear()
+        self._pending = None
+        self._drop_early()
+
+    async def respond(self, *, text: str | None = None, instructions: str | None = None) -> str:
+        """Starts a response to ``text``, or to the committed audio waiting for one. Returns
+        the response's turn id."""
+        audio, self._pending = self._pending, None
+        return await self._begin(audio, text=text, instructions=instructions, keep_early=False)
+
+    async def cancel(self) -> None:
+        """The listener (or its client) stops the answer."""
+        await self._interrupt(carry=False)
+
+    def played(self, turn_id: str, played_ms: float) -> None:
+        """The listener has played the first ``played_ms`` of turn ``turn_id``'s audio."""
+        response = self._response
+        if response is not None and response.turn_id == turn_id:
+            response.heard.played(played_ms)
+
+    async def say(self, text: str) -> None:
+        """Speaks ``text`` as the assistant (a greeting), without the language model."""
+        await self._interrupt(carry=False)
+        response = _Response(uuid.uuid4().hex[:12], None, time.perf_counter(), remember=False)
+        response.task = asyncio.create_task(self._run(response, announce=text))
+        self._response = response
+
+    async def close(self) -> None:
+        """Stops every piece of work of this conversation and waits for it."""
+        await self._cancel_response(notify=False)
+        self._drop_early()
+        if self._abandoned:
+            await asyncio.wait(self._abandoned)
+
+    async def wait_idle(self) -> None:
+        """Waits until no response is under way (for a transport that drains)."""
+        response = self._response
+        if response is not None and response.task is not None:
+            await asyncio.wait({response.task})
+
+    # -- turns -------------------------------------------------------------------------------
+
+    def _start_early(self, audio: Audio) -> None:
+        """Transcribes the utterance so far while waiting to know whether it is over."""
+        self._drop_early()
+        stt = self._turns.providers.stt
+        utterance = self._with_carried(audio)
+        self._early = dialogue.EarlyTranscription.start(
+            stt.transcribe(utterance, language=self.language)
+        )
+
+    def _drop_early(self) -> None:
+        if self._early is not None:
+            self._abandon(self._early.task)
+            self._early = None
+
+    def _abandon(self, task: asyncio.Task[Any]) -> None:
+        """Cancels a task without waiting; the conversation still awaits it before it ends."""
+        task.cancel()
+        self._abandoned.add(task)
+        task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task[Any]) -> None:
+        self._abandoned.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a failed speculative transcription is not news
+
+    def _with_carried(self, audio: Audio) -> Audio:
+        """The utterance with the words of a turn the listener cut short before its answer
+        began: they went on speaking, so both parts are one question."""
+        if self._carried is None:
+            return audio
+        joined = Audio.concatenate([self._carried, audio], audio.sample_rate)
+        keep = int(self.options.max_audio_s * audio.sample_rate) * 2
+        return Audio(joined.pcm[-keep:], audio.sample_rate)
+
+    async def _utterance(self, audio: Audio, *, keep_early: bool) -> None:
+        if self.options.auto_respond:
+            await self._begin(audio, text=None, instructions=None, keep_early=keep_early)
+            return
+        self._drop_early()
+        self._pending = self._with_carried(audio)
+        self._carried = None
+
+    async def _begin(
+        self,
+        audio: Audio | None,
+        *,
+        text: str | None,
+        instructions: str | None,
+        keep_early: bool,
+    ) -> str:
+        ended_at = time.perf_counter()
+        await self._interrupt(carry=False)
+        if audio is not None:
+            audio = self._with_carried(audio)
+            self._carried = None
+        early = self._early if keep_early else None
+        if early is None:
+            self._drop_early()
+        self._early = None
+        self.turns += 1
+        response = _Response(uuid.uuid4().hex[:12], audio, ended_at)
+        response.task = asyncio.create_task(
+            self._run(response, early=early, text=text, instructions=instructions)
+        )
+        self._response = response
+        return response.turn_id
+
+    async def _interrupt(self, *, carry: bool) -> None:
+        """Stops the current response, if one is under way. With ``carry``, a response cut
+        before any of its audio was sent passes its audio on to the next utterance instead of
+        entering the history."""
+        await self._cancel_response(notify=True, carry=carry)
+
+    async def _cancel_response(self, *, notify: bool, carry: bool = False) -> None:
+        response, self._response = self._response, None
+        if response is None or response.task is None or response.task.done():
+            return
+        if response.complete:  # only its ending is left to do
+            await asyncio.wait({response.task})
+            return
+        response.task.cancel()
+        await asyncio.wait({response.task})
+        if not notify:
+            return
+        kept = response.heard.kept()
+        await self._emit(ev.Interrupted(response.turn_id))
+        await self._emit(
+            ev.ResponseDone(
+                response.turn_id,
+                response.transcript or "",
+                self._turns.redact(kept),
+                interrupted=True,
+                timings=response.timings.as_dict(),
+            )
+        )
+        if carry and not response.heard.any_sent and response.audio is not None:
+            self._carried = response.audio
+        elif response.transcript is not None and response.remember:
+            await self._turns.remember(self.session, response.transcript, kept, interrupted=True)
+
+    async def _pause(self, response: _Response) -> None:
+        response.paused_at = time.perf_counter()
+        response.resumed.clear()
+        await self._emit(ev.AudioPaused(response.turn_id))
+
+    async def _resume(self, response: _Response) -> None:
+        response.paused_at = None
+        response.resumed.set()
+        await self._emit(ev.AudioResumed(response.turn_id))
+
+    async def _run(
+        self,
+        response: _Response,
+        *,
+        early: dialogue.EarlyTranscription | None = None,
+        text: str | None = None,
+        instructions: str | None = None,
+        announce: str | None = None,
+    ) -> None:
+        response.resumed.set()
+        playback: asyncio.Queue[dialogue.AudioChunk | dialogue.TurnDone] = asyncio.Queue()
+        failure: OrchestratorError | None = None
+        try:
+            await self._emit(ev.ResponseStarted(response.turn_id))
+            async with asyncio.TaskGroup() as group:
+                group.create_task(
+                    self._produce(response, playback, early, text, instructions, announce)
+                )
+                group.create_task(self._play(response, playback))
+        except* OrchestratorError as group:
+            first = group.exceptions[0]
+            assert isinstance(first, OrchestratorError)
+            failure = first
+        except* Exception as group:
+            # A gone listener is no failure: the transport sees the disconnect and closes.
+            if not all(_is_gone(e) for e in group.exceptions):
+                logger.error("conversation turn failed", exc_info=group)
+                failure = OrchestratorError("The turn failed.")
+        if failure is not None:
+            try:
+                await self._emit(ev.ErrorRaised(failure, response.turn_id))
+            except Exception as e:
+                if not _is_gone(e):
+                    raise
+
+    async def _produce(
+        self,
+        response: _Response,
+        playback: asyncio.Queue[dialogue.AudioChunk | dialogue.TurnDone],
+        early: dialogue.EarlyTranscription | None,
+        text: str | None,
+        instructions: str | None,
+        announce: str | None,
+    ) -> None:
+        turns = self._turns
+        if announce is not None:
+            events = turns.announce(announce, voice=self.voice, started_at=response.started_at)
+        else:
+            events = turns.run(
+                self.session,
+                response.audio or Audio(b"", SAMPLE_RATE),
+                started_at=response.started_at,
+                voice=self.voice,
+                language=self.language,
+                early=early,
+                timings=response.timings,
+                text=text,
+                instructions=instructions if instructions is not None else self.instructions,
+            )
+        rate = self.options.output_rate
+        try:
+            async for event in events:
+                if isinstance(event, dialogue.TranscriptReady):
+                    response.transcript = event.text
+                    await self._emit(ev.TranscriptFinal(response.turn_id, event.text))
+                elif isinstance(event, dialogue.TextDelta):
+                    await self._emit(ev.TextDelta(response.turn_id, event.text))
+                elif isinstance(event, dialogue.AudioChunk):
+                    if rate is not None and event.audio.sample_rate != rate:
+                        audio = await asyncio.to_thread(resample, event.audio, rate)
+                        event = dialogue.AudioChunk(audio, event.sentence, event.sentence_index)
+                    ms = event.audio.duration_s * 1000
+                    response.heard.synthesized(event.sentence_index, event.sentence, ms)
+                    playback.put_nowait(event)
+                elif isinstance(event, dialogue.TurnDone):
+                    playback.put_nowait(event)
+        finally:
+            await events.aclose()
+
+    async def _play(
+        self,
+        response: _Response,
+        playback: asyncio.Queue[dialogue.AudioChunk | dialogue.TurnDone],
+    ) -> None:
+        """Sends the answer's audio at real-time pace, at most the playback lead ahead."""
+        loop = asyncio.get_running_loop()
+        lead_s = self.options.playback_lead_ms / 1000
+        started: float | None = None  # loop time at which the listener's playback began
+        sent_s = 0.0
+        sentence: int | None = None
+        turn_id = response.turn_id
+        while True:
+            item = await playback.get()
+            if isinstance(item, dialogue.TurnDone):
+                break
+            rate = item.audio.sample_rate
+            if started is None:
+                await self._emit(ev.AudioStarted(turn_id, rate))
+            if sentence is not None and item.sentence_index != sentence:
+                await self._emit(ev.SentenceSent(turn_id, sentence, round(sent_s * 1000)))
+            sentence = item.sentence_index
+            frame_bytes = rate * self.options.frame_ms // 1000 * 2
+            pcm = item.audio.pcm
+            for offset in range(0, len(pcm), frame_bytes):
+                if not response.resumed.is_set():
+                    paused = loop.time()
+                    await response.resumed.wait()
+                    if started is not None:  # the listener's playback paused as well
+                        started += loop.time() - paused
+                now = loop.time()
+                # After a gap (synthesis slower than playback) the listener started over.
+                if started is None or now - started > sent_s:
+                    started = now - sent_s
+                ahead = sent_s - (now - started)
+                if ahead > lead_s:
+                    await asyncio.sleep(ahead - lead_s)
+                    if not response.resumed.is_set():
+                        continue_paused = loop.time()
+                        await response.resumed.wait()
+                        started += loop.time() - continue_paused
+                frame = pcm[offset : offset + frame_bytes]
+                await self._emit(ev.AudioFrame(turn_id, frame, rate))
+                frame_s = len(frame) / 2 / rate
+                response.heard.sent(frame_s * 1000)
+                sent_s += frame_s
+        done = item
+        if sentence is not None:
+            await self._emit(ev.SentenceSent(turn_id, sentence, round(sent_s * 1000)))
+            await self._emit(ev.AudioDone(turn_id))
+        response.complete = True
+        await self._emit(
+            ev.ResponseDone(
+                turn_id,
+                done.transcript,
+                done.response_text,
+                interrupted=False,
+                timings=done.timings.as_dict(),
+            )
+        )
+        if response.remember:
+            await self._turns.remember(self.session, done.transcript, done.response_text)
+
+    # -- output ------------------------------------------------------------------------------
+
+    async def _emit(self, event: ev.ConversationEvent) -> None:
+        async with self._send_lock:
+            await self._sink(event)
+
+
+def _is_gone(error: BaseException) -> bool:
+    """The transport's sink raised because the listener is gone: not a failure of the turn."""
+    return getattr(error, "listener_gone", False) is True
