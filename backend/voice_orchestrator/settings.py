@@ -95,6 +95,15 @@ class Settings(BaseSettings):
     playback_lead_ms: int = Field(250, ge=0)
     max_sessions: int = Field(20, ge=1)
 
+    # Phone calls. With the auth token set, Twilio webhooks must carry a valid signature, and
+    # it also signs the stream tokens (so every instance can verify them).
+    twilio_auth_token: SecretStr | None = None
+    # The address callers' providers reach this service at (https://host[/prefix]); the
+    # request's own address when unset.
+    public_url: str | None = None
+    # Spoken first on every call; empty: none.
+    telephony_greeting: str = "Hello! How can I help you?"
+
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
