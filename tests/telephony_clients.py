@@ -70,6 +70,11 @@ def sent_audio(messages: Iterable[Message]) -> bytes:
     return ulaw_decode(b"".join(base64.b64decode(p, validate=True) for p in payloads))
 
 
+def sent_marks(messages: Iterable[Message]) -> list[str]:
+    """The names of the marks a service sent to Twilio, in order (echo them with ``mark``)."""
+    return [m["mark"]["name"] for m in messages if m.get("event") == "mark"]
+
+
 # ----------------------------------------------------------------------------------- Twilio
 
 

@@ -19,6 +19,7 @@ from voice_orchestrator.telephony import (
     websocket_url,
 )
 
+from ..conftest import make_settings
 from ..telephony_clients import TwilioCall
 from ..telephony_clients import twilio_signature as client_signature
 
@@ -206,3 +207,22 @@ def test_external_urls_keep_prefix_and_query() -> None:
 def test_public_urls_must_be_absolute_http(base: str) -> None:
     with pytest.raises(ValueError, match="absolute"):
         websocket_url(base, TWILIO_STREAM_PATH)
+
+
+# --------------------------------------------------------------------------------- settings
+
+
+def test_telephony_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = make_settings()
+    assert defaults.twilio_auth_token is None
+    assert defaults.public_url is None
+    assert defaults.telephony_greeting == "Hello! How can I help you?"
+    monkeypatch.setenv("ORCH_TWILIO_AUTH_TOKEN", "s3cr3t-auth")
+    monkeypatch.setenv("ORCH_PUBLIC_URL", "https://voice.example.com")
+    monkeypatch.setenv("ORCH_TELEPHONY_GREETING", "")
+    configured = make_settings()
+    assert configured.twilio_auth_token is not None
+    assert configured.twilio_auth_token.get_secret_value() == "s3cr3t-auth"
+    assert "s3cr3t-auth" not in repr(configured)
+    assert configured.public_url == "https://voice.example.com"
+    assert configured.telephony_greeting == ""

@@ -36,6 +36,7 @@ from ..telephony_clients import (
     TwilioCall,
     acs_sent_audio,
     sent_audio,
+    sent_marks,
     speech_mulaw_frames,
     speech_pcm,
 )
@@ -152,6 +153,8 @@ def test_messages_to_twilio_have_the_documented_shapes() -> None:
         "mark": {"name": "sentence-1"},
     }
     assert json.loads(twilio_clear_message(MZ)) == {"event": "clear", "streamSid": MZ}
+    sent = [json.loads(twilio_mark_message(MZ, name)) for name in ("a", "b")]
+    assert sent_marks(sent) == ["a", "b"]
 
 
 # -------------------------------------------------------------------------------------- ACS
