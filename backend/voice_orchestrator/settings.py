@@ -109,6 +109,15 @@ class Settings(BaseSettings):
             return self.max_sessions_per_key
         return max(1, self.max_sessions // 2)
 
+    # Phone calls. With the auth token set, Twilio webhooks must carry a valid signature, and
+    # it also signs the stream tokens (so every instance can verify them).
+    twilio_auth_token: SecretStr | None = None
+    # The address callers' providers reach this service at (https://host[/prefix]); the
+    # request's own address when unset.
+    public_url: str | None = None
+    # Spoken first on every call; empty: none.
+    telephony_greeting: str = "Hello! How can I help you?"
+
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
