@@ -24,6 +24,9 @@ Samples = npt.NDArray[np.int16]
 OPUS_BITRATE = 24_000
 MP3_BITRATE = 48_000
 AAC_BITRATE = 48_000
+# The AAC encoder's priming samples. ADTS has no field for them, so decoders play them as
+# leading silence; dropping the first packet instead would garble the first frame of speech.
+AAC_PRIMING = 1024
 # libmp3lame's encoder delay, which the LAME tag tells decoders to drop (gapless playback).
 LAME_ENCODER_DELAY = 576
 
