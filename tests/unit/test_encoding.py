@@ -259,3 +259,12 @@ def test_ogg_checksum_agrees_with_ffmpegs_muxer() -> None:
     for page in pages(file.getvalue()):
         blank = page[:22] + b"\0\0\0\0" + page[26:]
         assert ogg_crc(blank) == struct.unpack_from("<I", page, 22)[0]
+
+
+def test_bench_figure_is_well_formed() -> None:
+    from bench.encoding import encoding
+
+    figure = encoding(1)
+    assert set(figure["cpu_s_per_speech_s"]) == {f.value for f in OutputFormat}
+    sizes = figure["bytes_per_speech_s"]
+    assert sizes["opus"] < sizes["mp3"] < sizes["flac"] < sizes["wav"]
