@@ -156,7 +156,9 @@ class MuxedCodec:
 
     def __init__(self, fmt: str, rate: int, file: StreamSink | io.BytesIO) -> None:
         muxer, codec, bit_rate = _MUXERS[fmt]
-        options = {"flush_packets": "1"}
+        # Each packet goes through to the sink; FLAC's 8 KB of header padding (room for tags
+        # written later) has no use in an answer.
+        options = {"flush_packets": "1", "metadata_header_padding": "0"}
         self._container = av.open(file, "w", format=muxer, container_options=options)
         stream = self._container.add_stream(codec, rate=rate)
         assert isinstance(stream, AudioStream)
