@@ -94,7 +94,13 @@ class OpusCodec:
         return self._take(self._ogg.pages(self._granules(packets)))
 
     def close(self) -> bytes:
-        packets = self._granules(self._codec.encode(None))
+        packets = []
+        if self._fed == 0:
+            # An empty answer still needs one packet to be a stream decoders open; the final
+            # granule position below cuts all of it.
+            silence = np.zeros(self._codec.frame_size, dtype=np.int16)
+            packets = self._granules(self._codec.encode(_frame(silence, self._rate, 0)))
+        packets += self._granules(self._codec.encode(None))
         end = self._ogg.pre_skip + self._fed * OPUS_GRANULE_RATE // self._rate
         # The last granule position says where the input ended; the rest is padding.
         trimmed = [(data, min(granule, end)) for data, granule in packets]
@@ -156,6 +162,7 @@ class MuxedCodec:
 
     def __init__(self, fmt: str, rate: int, file: StreamSink | io.BytesIO) -> None:
         muxer, codec, bit_rate = _MUXERS[fmt]
+        self._muxer = muxer
         # Each packet goes through to the sink; FLAC's 8 KB of header padding (room for tags
         # written later) has no use in an answer.
         options = {"flush_packets": "1", "metadata_header_padding": "0"}
@@ -179,9 +186,13 @@ class MuxedCodec:
         return self._take()
 
     def close(self) -> bytes:
+        head = b""
+        if self._fed == 0 and self._muxer != "flac":
+            # An empty MP3 or ADTS stream is no file at all: one frame of silence instead.
+            head = self.write(np.zeros(1, dtype=np.int16))
         self._container.mux(self._stream.encode(None))
         self._container.close()
-        return self._take()
+        return head + self._take()
 
     def _take(self) -> bytes:
         if not isinstance(self._file, StreamSink):

@@ -268,3 +268,12 @@ def test_bench_figure_is_well_formed() -> None:
     assert set(figure["cpu_s_per_speech_s"]) == {f.value for f in OutputFormat}
     sizes = figure["bytes_per_speech_s"]
     assert sizes["opus"] < sizes["mp3"] < sizes["flac"] < sizes["wav"]
+
+
+@pytest.mark.parametrize("fmt", list(OutputFormat))
+def test_an_empty_answer_is_still_a_playable_file(fmt: OutputFormat) -> None:
+    for data in (encode_whole(Audio(b"", 22_050), fmt), StreamEncoder(fmt, 22_050).finish()):
+        decoded, rate = decode(data, fmt, 22_050)
+        priming = AAC_PRIMING if fmt is F.AAC else 0
+        assert decoded.shape[0] <= priming + 2 * codec_frame_s(fmt, rate) * rate
+        assert np.abs(decoded).max(initial=0.0) < 0.01
