@@ -151,8 +151,12 @@ class StreamSink:
         return out
 
 
-_MUXERS = {"mp3": ("mp3", "libmp3lame", MP3_BITRATE), "aac": ("adts", "aac", AAC_BITRATE),
-           "flac": ("flac", "flac", 0)}  # fmt: skip
+# format -> (muxer, encoder, bit rate; 0 for lossless)
+_MUXERS = {
+    "mp3": ("mp3", "libmp3lame", MP3_BITRATE),
+    "aac": ("adts", "aac", AAC_BITRATE),
+    "flac": ("flac", "flac", 0),
+}
 
 
 class MuxedCodec:
@@ -208,7 +212,7 @@ def with_lame_delay(data: bytes, delay: int) -> bytes:
     """``data`` (the start of an MP3 stream) with ``delay`` in its LAME tag, whose CRC is then
     recomputed. The muxer only fills the tag when it can seek back at the end; the delay is known
     from the start, the end padding is not (a streamed MP3 keeps under one frame of it)."""
-    tag = max(data.find(b"Xing", 0, 4096), data.find(b"Info", 0, 4096))
+    tag = data.find(b"Xing", 0, 4096)  # the muxer's placeholder says "Xing" until its rewrite
     if tag < 0:
         return data
     flags = struct.unpack_from(">I", data, tag + 4)[0]

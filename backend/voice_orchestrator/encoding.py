@@ -52,7 +52,6 @@ _MEDIA_TYPES = {
     "audio/wave": OutputFormat.WAV,
     "audio/vnd.wave": OutputFormat.WAV,
     "audio/pcm": OutputFormat.PCM,
-    "audio/l16": OutputFormat.PCM,
 }
 # What a wildcard stands for, first choice first: WAV plays everywhere.
 _WILDCARD_ORDER = (
