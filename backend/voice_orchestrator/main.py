@@ -18,6 +18,7 @@ from .api.page import router as page_router
 from .api.page import static_files
 from .api.realtime import router as realtime_router
 from .api.request_metrics import RequestMetrics
+from .api.sessions import router as sessions_router
 from .api.status import router as status_router
 from .health import HealthChecker, RecentOutcomes
 from .metrics import Metrics
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None, providers: Providers | None = N
     )
     errors.install(app)
     app.include_router(dialogue_router, tags=["dialogue"])
+    app.include_router(sessions_router, tags=["sessions"])
     app.include_router(status_router, tags=["operations"])
     app.include_router(realtime_router)
     app.include_router(page_router)

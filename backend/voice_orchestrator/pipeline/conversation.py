@@ -35,6 +35,7 @@ from .turns import SessionRef, Turns
 from .vad import (
     FRAME_MS,
     SAMPLE_RATE,
+    FrameClassifier,
     Segmenter,
     SpeechPaused,
     SpeechResumed,
@@ -93,6 +94,7 @@ class Conversation:
         voice: str | None = None,
         language: str | None = None,
         instructions: str | None = None,
+        classifier: FrameClassifier | None = None,
     ) -> None:
         self._turns = turns
         self.session = session
@@ -102,7 +104,7 @@ class Conversation:
         self.language = language
         self.instructions = instructions
         self._segmenter = Segmenter(
-            WebRtcClassifier(),
+            classifier or WebRtcClassifier(),
             start_ms=options.vad_start_ms,
             silence_ms=options.vad_silence_ms,
             max_utterance_s=options.max_audio_s,
