@@ -2,8 +2,8 @@
 
 Each server's session is held open by a task of its own for the app's lifetime: the SDK's
 transport lives in an anyio task group, which must be entered and left by one task, while
-calls come from whichever turn needs them. A session that ends (the server went away) is
-opened again by the next call.
+calls come from whichever turn needs them. A call that finds the connection closed (the server
+went away) fails, and the next call opens a new session.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import mcp_types
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+from mcp_types.jsonrpc import CONNECTION_CLOSED, INVALID_REQUEST
 
 from .base import ToolFailure
 from .config import TOOL_NAME, McpServerConfig, ToolConfigError, safe_url
@@ -28,6 +29,9 @@ logger = logging.getLogger(__name__)
 _TOOL_NAME = re.compile(TOOL_NAME)
 # Tool listings are paged; a server that pages past this is not one to offer a model.
 MAX_PAGES = 20
+# Errors after which a session is not used again: the connection is gone, or the server no
+# longer knows the session (the SDK's answer to a 404 from a restarted server).
+SESSION_LOST = frozenset({CONNECTION_CLOSED, INVALID_REQUEST})
 # A session's event stream may stay quiet between calls for this long (the SDK's default).
 STREAM_READ_TIMEOUT_S = 300.0
 
@@ -39,6 +43,8 @@ def describe(error: BaseException) -> str:
         return ", ".join(dict.fromkeys(describe(inner) for inner in error.exceptions))
     if isinstance(error, httpx2.HTTPStatusError):
         return f"HTTP {error.response.status_code}"
+    if isinstance(error, MCPError):
+        return f"MCPError: {error.error.message[:200]}"
     return type(error).__name__
 
 
@@ -50,7 +56,9 @@ class McpServer:
         self.url = safe_url(config.url)
         self._client: Client | None = None
         self._holder: asyncio.Task[None] | None = None
+        # Set to end the current session (each session has its own).
         self._stop = asyncio.Event()
+        self._closed = False
         self._connecting = asyncio.Lock()
 
     async def start(self) -> list[McpTool]:
@@ -82,7 +90,10 @@ class McpServer:
     async def _connect(self) -> list[mcp_types.Tool]:
         """Starts the holder task and waits until its session is open and listed."""
         ready: asyncio.Future[list[mcp_types.Tool]] = asyncio.get_running_loop().create_future()
-        self._holder = asyncio.create_task(self._hold(ready), name=f"mcp session {self.url}")
+        self._stop = asyncio.Event()
+        self._holder = asyncio.create_task(
+            self._hold(ready, self._stop), name=f"mcp session {self.url}"
+        )
         try:
             async with asyncio.timeout(self._config.timeout_s):
                 return await asyncio.shield(ready)
@@ -91,7 +102,7 @@ class McpServer:
             await asyncio.gather(self._holder, return_exceptions=True)
             raise
 
-    async def _hold(self, ready: asyncio.Future[list[mcp_types.Tool]]) -> None:
+    async def _hold(self, ready: asyncio.Future[list[mcp_types.Tool]], stop: asyncio.Event) -> None:
         headers = {key: value.get_secret_value() for key, value in self._config.headers.items()}
         timeout = httpx2.Timeout(self._config.timeout_s, read=STREAM_READ_TIMEOUT_S)
         try:
@@ -102,7 +113,7 @@ class McpServer:
                 tools = await _list_tools(client)
                 self._client = client
                 ready.set_result(tools)
-                await self._stop.wait()
+                await stop.wait()
         except Exception as e:
             if not ready.done():
                 ready.set_exception(e)
@@ -111,13 +122,14 @@ class McpServer:
                     "MCP session ended", extra={"server": self.url, "error": describe(e)}
                 )
         finally:
-            self._client = None
+            if not stop.is_set():  # else a newer session may be in place already
+                self._client = None
 
     async def call(self, name: str, arguments: dict[str, Any]) -> mcp_types.CallToolResult:
         async with self._connecting:
             client = self._client
             if client is None:
-                if self._stop.is_set():
+                if self._closed:
                     raise ToolFailure("the tool box is closed")
                 # The session ended (the server went away): open a new one.
                 try:
@@ -129,9 +141,18 @@ class McpServer:
                 client = self._client
             if client is None:  # pragma: no cover - the holder sets it before ``ready``
                 raise ToolFailure("the MCP server cannot be reached")
-        return await client.call_tool(name, arguments)
+        try:
+            return await client.call_tool(name, arguments)
+        except MCPError as e:
+            if e.code in SESSION_LOST and self._client is client:
+                logger.warning("MCP session lost", extra={"server": self.url, "code": e.code})
+                self._client = None
+                self._stop.set()
+            raise
 
     async def aclose(self) -> None:
+        self._closed = True
+        self._client = None
         self._stop.set()
         if self._holder is not None:
             await asyncio.gather(self._holder, return_exceptions=True)
