@@ -94,9 +94,16 @@ class ToolsConfig(BaseModel):
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
+    """``tools[0].url`` for pydantic's ``("tools", 0, "http", "url")``: the tag of the union is
+    not a field of the file."""
     text = ""
+    previous: int | str | None = None
     for part in loc:
+        if isinstance(previous, int) and part in ("http", "mcp"):
+            previous = part
+            continue
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+        previous = part
     return text or "(top level)"
 
 

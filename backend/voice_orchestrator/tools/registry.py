@@ -142,7 +142,7 @@ async def load_toolbox(settings: Settings, on_call: ToolCallHook | None = None) 
     cannot be reached or does not offer an allowed tool, or two tools of one name."""
     if not settings.tools_file:
         return None
-    config = load_tools_config(settings.tools_file)
+    config = await asyncio.to_thread(load_tools_config, settings.tools_file)
     tools: list[Tool] = []
     closers: list[Callable[[], Awaitable[None]]] = []
     try:
