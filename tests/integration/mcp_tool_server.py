@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -34,8 +35,10 @@ def forecast(city: str) -> str:
 
 
 @server.tool()
-async def wait_forever() -> str:
-    """Never answers."""
+async def wait_forever(marker: str = "") -> str:
+    """Never answers; creates the file ``marker`` (when given) once called."""
+    if marker:
+        await asyncio.to_thread(Path(marker).touch)
     await asyncio.Event().wait()
     return ""
 
@@ -44,6 +47,12 @@ async def wait_forever() -> str:
 def shout(text: str) -> str:
     """Upper-cases a text (left out by the tests' allow lists)."""
     return text.upper()
+
+
+@server.tool(name="docs.search")
+def docs_search(query: str) -> str:
+    """A name the OpenAI tools format does not allow (a dot): never offered to the model."""
+    return query
 
 
 class RequireAuth:

@@ -156,12 +156,15 @@ async def load_toolbox(settings: Settings, on_call: ToolCallHook | None = None) 
                 server = McpServer(entry)
                 closers.append(server.aclose)
                 tools.extend(await server.start())
-        toolbox = Toolbox(
-            tools,
-            max_result_chars=settings.max_tool_result_chars,
-            on_call=on_call,
-            closers=closers,
-        )
+        try:
+            toolbox = Toolbox(
+                tools,
+                max_result_chars=settings.max_tool_result_chars,
+                on_call=on_call,
+                closers=closers,
+            )
+        except ToolConfigError as e:
+            raise ToolConfigError(f"ORCH_TOOLS_FILE {settings.tools_file}: {e}") from None
     except BaseException:
         for close in reversed(closers):
             await close()
