@@ -180,6 +180,26 @@ async def test_an_unreachable_server_is_a_start_up_error_without_credentials() -
     assert TOKEN not in message
 
 
+async def test_a_server_that_never_answers_is_a_start_up_error() -> None:
+    release = asyncio.Event()
+
+    async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await release.wait()
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(ToolConfigError) as caught:
+            await load([mcp_entry(f"http://127.0.0.1:{port}/mcp", timeout_s=0.5)])
+    finally:
+        release.set()
+        server.close()
+        await server.wait_closed()
+    url = f"http://127.0.0.1:{port}/mcp"
+    assert str(caught.value) == f"MCP server {url} did not answer within 0.5 s"
+
+
 async def test_a_refused_token_is_a_start_up_error(
     mcp_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from ..settings import Settings
-from .schema import compile_schema
+from .base import compile_schema
 
 TOOL_NAME = r"^[A-Za-z0-9_-]{1,64}$"
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")

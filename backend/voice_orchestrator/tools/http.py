@@ -7,9 +7,8 @@ from typing import Any
 
 import httpx2
 
-from .base import ToolFailure
+from .base import ToolFailure, json_text
 from .config import HttpToolConfig
-from .schema import json_text
 
 # An answer larger than this is refused before it is read into memory; the model only ever sees
 # max_tool_result_chars of it anyway.

@@ -20,9 +20,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types.jsonrpc import CONNECTION_CLOSED, INVALID_REQUEST
 
-from .base import ToolFailure
+from .base import ToolFailure, json_text
 from .config import TOOL_NAME, McpServerConfig, ToolConfigError, safe_url
-from .schema import json_text
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +54,8 @@ class McpServer:
         self._config = config
         self.url = safe_url(config.url)
         self._client: Client | None = None
-        self._holder: asyncio.Task[None] | None = None
+        # The current session's task, and retired ones still closing.
+        self._holders: set[asyncio.Task[None]] = set()
         # Set to end the current session (each session has its own).
         self._stop = asyncio.Event()
         self._closed = False
@@ -66,6 +66,10 @@ class McpServer:
         ToolConfigError naming the server when it cannot be reached or lacks an allowed tool."""
         try:
             listed = await self._connect()
+        except TimeoutError:
+            raise ToolConfigError(
+                f"MCP server {self.url} did not answer within {self._config.timeout_s:g} s"
+            ) from None
         except Exception as e:
             raise ToolConfigError(f"MCP server {self.url} cannot be used: {describe(e)}") from None
         allow = self._config.allow
@@ -91,15 +95,15 @@ class McpServer:
         """Starts the holder task and waits until its session is open and listed."""
         ready: asyncio.Future[list[mcp_types.Tool]] = asyncio.get_running_loop().create_future()
         self._stop = asyncio.Event()
-        self._holder = asyncio.create_task(
-            self._hold(ready, self._stop), name=f"mcp session {self.url}"
-        )
+        holder = asyncio.create_task(self._hold(ready, self._stop), name=f"mcp {self.url}")
+        self._holders.add(holder)
+        holder.add_done_callback(self._holders.discard)
         try:
             async with asyncio.timeout(self._config.timeout_s):
                 return await asyncio.shield(ready)
         except BaseException:
-            self._holder.cancel()
-            await asyncio.gather(self._holder, return_exceptions=True)
+            holder.cancel()
+            await asyncio.gather(holder, return_exceptions=True)
             raise
 
     async def _hold(self, ready: asyncio.Future[list[mcp_types.Tool]], stop: asyncio.Event) -> None:
@@ -154,8 +158,7 @@ class McpServer:
         self._closed = True
         self._client = None
         self._stop.set()
-        if self._holder is not None:
-            await asyncio.gather(self._holder, return_exceptions=True)
+        await asyncio.gather(*self._holders, return_exceptions=True)
 
 
 async def _list_tools(client: Client) -> list[mcp_types.Tool]:

@@ -17,11 +17,9 @@ from typing import Any
 import httpx2
 
 from ..settings import Settings
-from .base import Tool, ToolCallHook, ToolFailure, ToolResult
+from .base import ArgumentCheck, Tool, ToolCallHook, ToolFailure, ToolResult, compile_schema
 from .config import HttpToolConfig, McpServerConfig, ToolConfigError, load_tools_config
 from .http import HttpTool
-from .mcp_server import McpServer
-from .schema import ArgumentCheck, compile_schema
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +151,9 @@ async def load_toolbox(settings: Settings, on_call: ToolCallHook | None = None) 
             tools.extend(HttpTool(entry, client) for entry in http_entries)
         for entry in config.tools:
             if isinstance(entry, McpServerConfig):
+                # Imported only when used: the SDK takes about a second to import.
+                from .mcp_server import McpServer
+
                 server = McpServer(entry)
                 closers.append(server.aclose)
                 tools.extend(await server.start())
