@@ -108,6 +108,21 @@ class Metrics:
             registry=self.registry,
         )
 
+        self._tool_calls = Counter(
+            f"{PREFIX}_tool_calls",
+            "Tool calls by tool and outcome (ok, error, timeout, invalid_arguments, "
+            "unknown_tool, cancelled).",
+            ["tool", "outcome"],
+            registry=self.registry,
+        )
+        self._tool_seconds = Histogram(
+            f"{PREFIX}_tool_call_seconds",
+            "Tool call time, argument checks included, by tool.",
+            ["tool"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+
     def watch_slots(self, slots: SlotGauges) -> None:
         """Reports ``slots`` in the slot gauges from now on."""
         self._slots.slots = slots
@@ -134,6 +149,11 @@ class Metrics:
     def count_retry(self, stage: str, code: str) -> None:
         """The ``on_retry`` hook of the OpenAI adapters."""
         self._retries.labels(stage, code).inc()
+
+    def count_tool_call(self, tool: str, outcome: str, seconds: float) -> None:
+        """The ``on_call`` hook of the tool box."""
+        self._tool_calls.labels(tool, outcome).inc()
+        self._tool_seconds.labels(tool).observe(seconds)
 
     def render(self) -> bytes:
         """The registry in Prometheus text format."""

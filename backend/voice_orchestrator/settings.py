@@ -118,6 +118,15 @@ class Settings(BaseSettings):
     # Spoken first on every call; empty: none.
     telephony_greeting: str = "Hello! How can I help you?"
 
+    # Tools the assistant may call (CONTRACT.md "Tools"); none without a file.
+    tools_file: str | None = None
+    max_tool_rounds: int = Field(3, ge=1, le=20)
+    # Spoken while a tool call takes longer than this.
+    tool_filler_ms: int = Field(700, ge=0)
+    tool_filler: str = "One moment."
+    # A tool's answer is cut to this many characters before the model sees it.
+    max_tool_result_chars: int = Field(4000, ge=100, le=1_000_000)
+
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:

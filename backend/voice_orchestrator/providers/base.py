@@ -6,14 +6,14 @@ are plain ``def ... -> AsyncIterator[T]`` so that ``async def ... yield`` implem
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from ..audio import Audio
 
 HealthStatus = Literal["healthy", "degraded", "unhealthy"]
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,9 +23,25 @@ class Transcript:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A call the model asked for: ``arguments`` is the JSON text of the arguments object as
+    the model wrote it (possibly invalid: the tool box checks it)."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
 class ChatMessage:
+    """One message of a conversation. An assistant message may carry ``tool_calls`` (its
+    ``content`` then is the text spoken before them, often empty); a ``"tool"`` message is the
+    result of the call named by ``tool_call_id``."""
+
     role: Role
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +86,18 @@ class ChatModel(Provider, Protocol):
     def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
         """Yields the reply as text deltas as they are generated. Raises ProviderError
         subclasses. Closing the iterator stops generation."""
+        ...
+
+
+class ToolChatModel(ChatModel, Protocol):
+    """A chat model that can call tools (the OpenAI-compatible adapter; not the embedded one)."""
+
+    def stream_with_tools(
+        self, messages: Sequence[ChatMessage], tools: Sequence[Mapping[str, Any]]
+    ) -> AsyncIterator[str | ToolCall]:
+        """Like ``stream`` with ``tools`` (OpenAI chat ``tools`` format) offered to the model:
+        yields text deltas as they come, then each complete ToolCall the model asked for, in
+        order, when the stream ends. Raises ProviderError subclasses."""
         ...
 
 

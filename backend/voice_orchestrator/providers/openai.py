@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import httpx2
@@ -25,8 +25,9 @@ from ..errors import (
     ProviderUnavailable,
 )
 from ..settings import LLMSettings, StageSettings, STTSettings, TTSSettings
-from .base import ChatMessage, ProviderHealth, Transcript
+from .base import ChatMessage, ProviderHealth, ToolCall, Transcript
 from .retry import RetryHook, with_retries
+from .tool_calls import ToolCallParts, message_json
 
 T = TypeVar("T")
 
@@ -240,6 +241,50 @@ class OpenAIChatModel(_Stage):
         finally:
             # Closing the SDK stream closes the HTTP response, which stops the upstream.
             await response.close()
+
+    async def stream_with_tools(
+        self, messages: Sequence[ChatMessage], tools: Sequence[Mapping[str, Any]]
+    ) -> AsyncIterator[str | ToolCall]:
+        """``stream`` with ``tools`` offered: text deltas as they come, then the tool calls the
+        model asked for, reassembled from their streamed pieces, once the stream has ended."""
+        deadline = self._deadline()
+        body: dict[str, Any] = {
+            "model": self._model,
+            "messages": [message_json(m) for m in messages],
+            "stream": True,
+            "max_tokens": self._max_tokens,
+            "temperature": self._temperature,
+        }
+        if tools:
+            body["tools"] = [dict(tool) for tool in tools]
+
+        async def request(budget_s: float) -> openai.AsyncStream[object]:
+            return await self._client.post(
+                "/chat/completions",
+                body=body,
+                cast_to=object,
+                stream=True,
+                stream_cls=openai.AsyncStream[object],
+                options={"timeout": budget_s, "security": {"bearer_auth": True}},
+            )
+
+        response = await self._call(request, deadline)
+        calls = ToolCallParts()
+        try:
+            async with asyncio.timeout_at(deadline):
+                async for chunk in response:
+                    content = _delta_content(chunk)
+                    if content:
+                        yield content
+                    calls.add(chunk)
+        except TimeoutError as e:
+            raise ProviderTimeout("llm", "The llm service did not finish in time.") from e
+        except (openai.OpenAIError, httpx2.HTTPError, ValueError, TypeError, AttributeError) as e:
+            raise convert_error("llm", e) from e
+        finally:
+            await response.close()
+        for call in calls.complete():
+            yield call
 
 
 def _delta_content(chunk: object) -> str | None:
