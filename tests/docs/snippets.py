@@ -18,7 +18,7 @@ from ..conftest import REPO
 
 DOCS = (REPO / "README.md", REPO / "specs" / "quickstart.md")
 # Files the documented commands write; they are not in the repository.
-GENERATED = frozenset({"bench/results.json", "answer.wav"})
+GENERATED = frozenset({"bench/results.json"})
 
 _FENCE = re.compile(r"^( *)```(\w*)\n(.*?)^\1```", re.MULTILINE | re.DOTALL)
 _INLINE = re.compile(r"`([^`\n]+)`")
