@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 import httpx2
+from pydantic import ValidationError
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -25,6 +32,7 @@ TIMING_HEADERS = (
     ("first audio", "x-time-to-first-audio"),
     ("total", "x-processing-time-total"),
 )
+INPUT_FORMATS = "WAV, FLAC, OGG (Vorbis or Opus), MP3, M4A/AAC or WebM/Opus"
 
 
 class CliError(Exception):
@@ -46,12 +54,14 @@ def _parser() -> argparse.ArgumentParser:
 
     dialogue = commands.add_parser(
         "dialogue",
-        help="answer a spoken question: IN.wav -> OUT.wav",
-        description="Sends IN (WAV, FLAC or OGG) through speech-to-text, the language model and "
-        "text-to-speech, writes the spoken answer to OUT and prints transcript, answer and "
-        "stage timings. Without --url the engines run in this process.",
+        help="answer a spoken question: IN -> OUT.wav",
+        description=f"Sends IN ({INPUT_FORMATS}) through speech-to-text, the language model "
+        "and text-to-speech, writes the spoken answer to OUT.wav and prints transcript, answer "
+        "and stage timings. Without --url the engines run in this process.",
     )
-    dialogue.add_argument("input", type=Path, metavar="IN.wav", help="the spoken question")
+    dialogue.add_argument(
+        "input", type=Path, metavar="IN", help=f"the spoken question ({INPUT_FORMATS})"
+    )
     dialogue.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.wav")
     dialogue.add_argument("--url", help="a running server, e.g. http://127.0.0.1:8000")
     dialogue.add_argument("--session", metavar="ID", help="session id to continue a conversation")
@@ -73,9 +83,8 @@ async def _client(url: str | None, api_key: str | None) -> AsyncIterator[httpx2.
         return
     from .main import create_app
     from .observability import configure_logging
-    from .settings import Settings
 
-    settings = Settings()
+    settings = _settings()
     # A command-line run shows its own progress; service logs only when asked for.
     level = settings.log_level if "ORCH_LOG_LEVEL" in os.environ else "WARNING"
     configure_logging("text", level)
@@ -90,6 +99,90 @@ async def _client(url: str | None, api_key: str | None) -> AsyncIterator[httpx2.
             yield client
 
 
+def _settings() -> Settings:
+    from .settings import Settings
+
+    return Settings()
+
+
+def _check_url(url: str | None) -> None:
+    if url is not None and not url.lower().startswith(("http://", "https://")):
+        raise CliError(
+            f"--url {url!r} needs http:// or https:// in front, e.g. http://127.0.0.1:8000"
+        )
+
+
+def _check_output(output: Path) -> None:
+    """Refuses an output that cannot be written before any work is done for it."""
+    folder = output.parent
+    if not folder.is_dir():
+        raise CliError(f"cannot write {output}: the folder {folder} does not exist")
+    if output.is_dir():
+        raise CliError(f"cannot write {output}: it is a folder")
+    if not os.access(folder, os.W_OK):
+        raise CliError(f"cannot write {output}: the folder {folder} is not writable")
+
+
+def _check_audio(name: Path, data: bytes, settings: Settings) -> None:
+    """Decodes the question as the service would, so that a file that is not audio is refused
+    before the engines load."""
+    from .audio import decode
+    from .errors import OrchestratorError
+
+    try:
+        decode(data, min_s=settings.min_audio_s, max_s=settings.max_audio_s, target_rate=None)
+    except OrchestratorError as e:
+        raise CliError(f"{name}: {e.code}: {e.message} (inputs: {INPUT_FORMATS})") from e
+
+
+def _check_port(host: str, port: int) -> None:
+    """Binds the address the server will listen on, so that a busy port is reported before
+    the engines load."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as e:
+        raise CliError(f"cannot resolve --host {host}: {e.strerror}") from e
+    with socket.socket(family, kind, proto) as sock:
+        # As uvicorn does, so that connections in TIME_WAIT do not count as a busy port.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise CliError(
+                    f"port {port} on {host} is already in use (is the service already "
+                    "running?); stop that process or choose another port with --port"
+                ) from e
+            raise CliError(f"cannot listen on {host}:{port}: {e.strerror}") from e
+
+
+def _unreachable(url: str | None, error: httpx2.HTTPError) -> str:
+    if isinstance(error, httpx2.ConnectError):
+        return (
+            f"could not reach the server at {url} (connection refused or no such host). "
+            "Start it with `make run` (or `voice-orchestrator serve`), or leave out --url to "
+            "run the engines in this process"
+        )
+    if isinstance(error, httpx2.TimeoutException):
+        return f"the server at {url} did not answer in time ({type(error).__name__})"
+    return f"could not reach the server at {url}: {type(error).__name__}"
+
+
+def _config_errors(error: ValidationError) -> list[str]:
+    """One line per invalid setting, naming its variable, without pydantic's decoration."""
+    lines = []
+    for item in error.errors():
+        message = str(item["msg"]).removeprefix("Value error, ")
+        loc = [str(part) for part in item["loc"]]
+        if loc and not message.startswith(("ORCH_", "OPENAI_")):
+            name = loc[0] if loc[0].isupper() else "ORCH_" + "__".join(loc).upper()
+            message = f"{name}: {message}"
+        lines.append(message)
+    return lines
+
+
 def _error_text(response: httpx2.Response) -> str:
     try:
         error = response.json()["error"]
@@ -99,10 +192,14 @@ def _error_text(response: httpx2.Response) -> str:
 
 
 async def _dialogue(args: argparse.Namespace) -> int:
+    _check_url(args.url)
     try:
         audio = args.input.read_bytes()
     except OSError as e:
         raise CliError(f"cannot read {args.input}: {e.strerror}") from e
+    _check_output(args.output)
+    if args.url is None:
+        _check_audio(args.input, audio, _settings())
     data = {"session_id": args.session} if args.session else {}
     async with _client(args.url, args.api_key) as client:
         response = await client.post(
@@ -124,6 +221,7 @@ async def _dialogue(args: argparse.Namespace) -> int:
 
 
 async def _status(args: argparse.Namespace) -> int:
+    _check_url(args.url)
     async with _client(args.url, args.api_key) as client:
         response = await client.get(STATUS_PATH)
     if response.status_code not in (200, 503):
@@ -155,6 +253,8 @@ def serve(factory: str, *, host: str, port: int, workers: int) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    _settings()  # a misconfiguration is reported before anything else
+    _check_port(args.host, args.port)
     serve(
         "voice_orchestrator.main:app_from_env", host=args.host, port=args.port, workers=args.workers
     )
@@ -173,8 +273,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except httpx2.HTTPError as e:
-        print(f"error: could not reach the server: {type(e).__name__}", file=sys.stderr)
+        print(f"error: {_unreachable(getattr(args, 'url', None), e)}", file=sys.stderr)
         return 1
+    except ValidationError as e:
+        for line in _config_errors(e):
+            print(f"error: {line}", file=sys.stderr)
+        return 2
     except ValueError as e:  # configuration errors name the variable to fix
         print(f"error: {e}", file=sys.stderr)
         return 2

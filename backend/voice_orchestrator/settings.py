@@ -7,10 +7,19 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .languages import whisper_language
+
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful voice assistant. Your answers are spoken aloud, so reply in one to three "
     "short, plain sentences without lists, markup or emoji."
 )
+
+
+def _none_if_blank(value: object) -> object:
+    """An empty variable (``OPENAI_API_KEY=``) counts as unset, as it would for a shell user."""
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
 
 
 class StageSettings(BaseModel):
@@ -23,11 +32,29 @@ class StageSettings(BaseModel):
     timeout_s: float = Field(30.0, gt=0)
     max_retries: int = Field(2, ge=0, le=10)
 
+    @field_validator("api_key", "base_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return _none_if_blank(value)
+
 
 class STTSettings(StageSettings):
     provider: Literal["whisper", "openai"] = "whisper"
     language: str | None = None
     beam_size: int = Field(1, ge=1, le=10)
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        known = whisper_language(value)
+        if known is None:
+            raise ValueError(
+                f"ORCH_STT__LANGUAGE={value!r} is not a language code the speech recognizer "
+                "knows (ISO 639-1, e.g. en or fr)"
+            )
+        return known
 
 
 class LLMSettings(StageSettings):
@@ -126,6 +153,11 @@ class Settings(BaseSettings):
     tool_filler: str = "One moment."
     # A tool's answer is cut to this many characters before the model sees it.
     max_tool_result_chars: int = Field(4000, ge=100, le=1_000_000)
+
+    @field_validator("openai_api_key", "openai_base_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return _none_if_blank(value)
 
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod

@@ -183,7 +183,8 @@ async def _read_upload(request: Request) -> tuple[bytes, Mapping[str, str]]:
         chunks = [chunk async for chunk in request.stream()]
         return b"".join(chunks), {}
     raise UnsupportedMediaType(
-        "Send the audio as multipart/form-data (field 'audio') or as a raw audio/wav body."
+        "Send the audio as multipart/form-data (field 'audio') or as a raw audio/* body "
+        "(audio/wav, audio/flac, audio/ogg, audio/mpeg, audio/mp4 or audio/webm)."
     )
 
 
