@@ -13,7 +13,7 @@ import uvicorn
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
-from voice_orchestrator.api.dialogue import DOCUMENTED_AUDIO_TYPES
+from voice_orchestrator.api.upload import DOCUMENTED_AUDIO_TYPES
 from voice_orchestrator.main import create_app
 
 from ..conftest import make_settings

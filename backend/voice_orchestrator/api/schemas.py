@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from ..patterns import SESSION_ID, VOICE
+
 
 class ErrorDetail(BaseModel):
     code: str = Field(examples=["INVALID_AUDIO_FORMAT"])
@@ -95,8 +97,8 @@ class Liveness(BaseModel):
 # WebSocket messages from the client (JSON text frames), told apart by "type".
 class SessionStart(BaseModel):
     type: Literal["session.start"]
-    session_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,128}$")
-    voice: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    session_id: str | None = Field(None, pattern=SESSION_ID.pattern)
+    voice: str | None = Field(None, pattern=VOICE.pattern)
 
 
 class InputCommit(BaseModel):

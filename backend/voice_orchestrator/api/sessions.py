@@ -9,7 +9,8 @@ from fastapi import APIRouter, Body, Path, Request, Response
 from pydantic import BaseModel, Field
 
 from ..errors import SessionNotFound
-from ..pipeline.sessions import SESSION_ID, SessionInfo, new_session_id
+from ..patterns import SESSION_ID
+from ..pipeline.sessions import SessionInfo, new_session_id
 from ..pipeline.turns import SessionRef
 from .deps import ServicesDep
 from .schemas import ErrorBody

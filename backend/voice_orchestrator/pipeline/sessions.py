@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import secrets
 import time
 from collections import OrderedDict
@@ -27,8 +26,6 @@ from ..providers.base import ChatMessage
 from ..settings import Settings
 
 logger = logging.getLogger(__name__)
-
-SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
 @dataclass(frozen=True, slots=True)
