@@ -9,7 +9,7 @@ the server's options are set (``voice-orchestrator serve`` and the benchmarks se
   a connection beyond the cap is answered 503 and closed at once, so a flood cannot exhaust the
   file descriptors. uvicorn's ``limit_concurrency`` answers only once the headers are complete,
   which a slow client never reaches.
-- The request line and headers are bounded in size (httptools has no bound of its own; h11 has).
+- The request line and headers are bounded in size (httptools has no bound of its own).
 """
 
 from __future__ import annotations
@@ -182,8 +182,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
 
 class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with the header deadline and the connection cap (h11 bounds the
-    size of the headers itself)."""
+    """uvicorn's h11 protocol with the header deadline and the connection cap (h11 refuses
+    incomplete headers over ``h11_max_incomplete_event_size`` itself)."""
 
     def __init__(
         self,
