@@ -36,6 +36,9 @@ async def test_frames_up_to_the_transport_limit_get_an_error_and_the_session_goe
             await ws.send(bytes(size))
             error = await next_event(ws)
             assert (error["type"], error["code"]) == ("error", "INVALID_AUDIO_FORMAT")
+            await ws.send(" " * size)
+            error = await next_event(ws)
+            assert (error["type"], error["code"]) == ("error", "INVALID_REQUEST")
         await ws.send('{"type": "session.end"}')
         assert (await next_event(ws))["type"] == "session.ended"
 
