@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import resource
-from contextlib import AsyncExitStack
+from collections.abc import Iterator
+from contextlib import AsyncExitStack, contextmanager
 from urllib.parse import unquote
 
 import httpx
@@ -22,13 +23,16 @@ WS_PATH = "/api/v1/orchestrator/ws"
 HANG_GUARD_S = 120
 
 
-def flood_size(wanted: int = 2000) -> int:
-    """Raises this process's soft limit on open files to the hard one (the server process
-    inherits it) and returns how many half-open connections both processes can hold."""
+@contextmanager
+def open_file_limit_raised() -> Iterator[int]:
+    """This process's soft limit on open files raised to the hard one (a server process started
+    meanwhile inherits it); yields the limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return min(wanted, hard - 400)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    try:
+        yield hard
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 class Flood:
@@ -68,7 +72,11 @@ class Flood:
 
 
 async def test_thousands_of_half_open_connections_are_closed_and_the_service_answers() -> None:
-    size = flood_size()
+    with open_file_limit_raised() as limit:
+        await flood_the_served_process(min(2000, limit - 400))
+
+
+async def flood_the_served_process(size: int) -> None:
     env = clean_env(
         ORCH_HEADER_TIMEOUT_S="1",
         ORCH_MAX_CONNECTIONS=str(size + 200),
