@@ -234,22 +234,13 @@ def serve(factory: str, *, host: str, port: int, workers: int) -> None:
     """Serves the app that ``factory`` (``module:function``) builds, with logging from the
     environment. The benchmarks serve their app through this too, so they measure these
     options."""
-    import uvicorn
-
     from .observability import configure_logging
+    from .server import run, server_config
     from .settings import Settings
 
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)
-    uvicorn.run(
-        factory,
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=None,
-        ws_max_size=1 << 20,
-    )
+    run(server_config(factory, settings, host=host, port=port, workers=workers, factory=True))
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -13,9 +13,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from .api import errors
 from .api.deps import Services
 from .api.dialogue import router as dialogue_router
+from .api.headers import HeadAsGet, SecurityHeaders
 from .api.middleware import ApiKeyAuth, BodyLimit, RequestContext
+from .api.page import STATIC_PATH, static_files
 from .api.page import router as page_router
-from .api.page import static_files
 from .api.realtime import router as realtime_router
 from .api.request_metrics import RequestMetrics
 from .api.sessions import router as sessions_router
@@ -105,7 +106,8 @@ def create_app(settings: Settings | None = None, providers: Providers | None = N
     app.include_router(status_router, tags=["operations"])
     app.include_router(realtime_router)
     app.include_router(page_router)
-    app.mount("/static", static_files(), name="static")
+    app.mount(STATIC_PATH, static_files(), name="static")
+    app.add_middleware(HeadAsGet)
     app.add_middleware(
         BodyLimit, max_bytes=settings.max_upload_bytes, timeout_s=settings.upload_timeout_s
     )
@@ -121,6 +123,7 @@ def create_app(settings: Settings | None = None, providers: Providers | None = N
             expose_headers=EXPOSED_HEADERS,
             max_age=600,
         )
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestMetrics, metrics=metrics)  # outermost: sees every status
     return app
 

@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     upload_timeout_s: float = Field(30.0, gt=0)
     # Answers longer than this are cut at the end of the sentence that passes it.
     max_output_s: float = Field(120.0, gt=0)
+    # A connection must send its complete request headers within this time (slow loris).
+    header_timeout_s: float = Field(10.0, gt=0)
+    # Open connections per process, answered 503 beyond; unset: half the file-descriptor limit.
+    max_connections: int | None = Field(None, ge=1)
 
     api_keys: Annotated[list[SecretStr], NoDecode] = []
     # Browser origins allowed to call the API from their pages; none by default.

@@ -23,6 +23,7 @@ from ..pipeline.turns import SessionRef
 from ..pipeline.vad import SAMPLE_RATE
 from .deps import Services
 from .errors import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_TRY_AGAIN_LATER
+from .origins import refuse_foreign_origin
 from .schemas import (
     AudioDoneEvent,
     AudioFormat,
@@ -59,6 +60,8 @@ _MESSAGES: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 
 @router.websocket(PATH)
 async def realtime(websocket: WebSocket) -> None:
+    if await refuse_foreign_origin(websocket):
+        return
     services: Services = websocket.app.state.services
     await websocket.accept()
     owner = services.owner(websocket)
