@@ -15,7 +15,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .errors import ProviderError
-from .pipeline.admission import Slots
+from .pipeline.admission import Admission
 from .pipeline.dialogue import TurnTimings
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -38,7 +38,7 @@ class _SlotsCollector(Collector):
     """Reads the dialogue slots at scrape time, so the gauges cost nothing per turn."""
 
     def __init__(self) -> None:
-        self.slots: Slots | None = None
+        self.slots: Admission | None = None
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         slots = self.slots
@@ -95,8 +95,15 @@ class Metrics:
             ["stage", "code"],
             registry=self.registry,
         )
+        self._served = Counter(
+            f"{PREFIX}_provider_calls",
+            "Provider calls served, by stage and role (primary, fallback), where a stage has a "
+            "fallback.",
+            ["stage", "role"],
+            registry=self.registry,
+        )
 
-    def watch_slots(self, slots: Slots) -> None:
+    def watch_slots(self, slots: Admission) -> None:
         """Reports ``slots`` in the slot gauges from now on."""
         self._slots.slots = slots
 
@@ -122,6 +129,10 @@ class Metrics:
     def count_retry(self, stage: str, code: str) -> None:
         """The ``on_retry`` hook of the OpenAI adapters."""
         self._retries.labels(stage, code).inc()
+
+    def count_served(self, stage: str, role: str) -> None:
+        """The ``on_serve`` hook of the fallback providers: which one served a call."""
+        self._served.labels(stage, role).inc()
 
     def render(self) -> bytes:
         """The registry in Prometheus text format."""
