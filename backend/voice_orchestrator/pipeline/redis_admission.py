@@ -89,7 +89,14 @@ class RedisSlots:
 
     @classmethod
     async def open(
-        cls, url: str, *, limit: int, queue_timeout_s: float, lease_s: float, timeout_s: float = 2.0
+        cls,
+        url: str,
+        *,
+        limit: int,
+        queue_timeout_s: float,
+        lease_s: float,
+        timeout_s: float = 2.0,
+        key: str = KEY,
     ) -> Self:
         """Connects and pings; raises RuntimeError (naming host and port only, never the
         password a URL may carry) when no Redis answers."""
@@ -102,6 +109,7 @@ class RedisSlots:
             queue_timeout_s=queue_timeout_s,
             lease_s=lease_s,
             timeout_s=timeout_s,
+            key=key,
         )
         try:
             await slots._call(client.ping())
