@@ -26,6 +26,10 @@ class Admission(Protocol):
         """Holds a slot for the block; raises Overloaded when none is free in time."""
         ...
 
+    async def ping(self) -> bool:
+        """Whether the store answers now (updates ``store_ok``); never raises."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -72,6 +76,9 @@ class Slots:
 
     def _overloaded(self) -> Overloaded:
         return overloaded(self.limit, self._mean_hold_s)
+
+    async def ping(self) -> bool:
+        return True
 
     async def aclose(self) -> None:
         """Nothing to release: the semaphore lives and dies with the process."""
