@@ -10,13 +10,16 @@ from voice_orchestrator.audio import Audio
 from voice_orchestrator.errors import ProviderFailed, ProviderUnavailable
 from voice_orchestrator.metrics import Metrics
 from voice_orchestrator.providers.base import ChatMessage, ProviderHealth
+from voice_orchestrator.providers.factory import _Clients, _with_fallback, fallback_stage
 from voice_orchestrator.providers.fallback import (
     Breaker,
     FallbackChatModel,
     FallbackSpeechToText,
     FallbackTextToSpeech,
 )
+from voice_orchestrator.settings import LLMSettings
 
+from ..conftest import make_settings
 from ..fakes import FakeLLM, FakeSTT, FakeTTS, tone
 
 MESSAGES = [ChatMessage("user", "hello")]
@@ -229,3 +232,42 @@ def test_the_metric_counts_calls_by_stage_and_role() -> None:
     metrics.count_served("llm", "fallback")
     text = metrics.render().decode()
     assert 'orchestrator_provider_calls_total{role="fallback",stage="llm"} 2.0' in text
+
+
+async def test_a_fallback_that_fails_to_load_closes_the_primary() -> None:
+    settings = make_settings(
+        llm={
+            "provider": "openai",
+            "base_url": "http://x.test/v1",
+            "fallback": {"provider": "llama"},
+        }
+    )
+    loaded = FakeLLM()
+
+    async def build(stage: LLMSettings, *_: object) -> FakeLLM:
+        if stage.provider == "llama":
+            raise RuntimeError("no model file")
+        return loaded
+
+    with pytest.raises(RuntimeError, match="no model file"):
+        await _with_fallback(settings.llm, build, FallbackChatModel, 30, _Clients(), None, None)
+    assert loaded.closed
+
+
+def test_the_fallback_stage_keeps_the_stage_options() -> None:
+    settings = make_settings(
+        llm={
+            "provider": "openai",
+            "base_url": "http://x.test/v1",
+            "model": "main",
+            "max_tokens": 77,
+            "fallback": {"provider": "openai", "base_url": "http://y.test/v1"},
+        },
+        tts={"voice": "amy", "fallback": {"provider": "openai", "base_url": "http://y.test/v1"}},
+    )
+    llm = fallback_stage(settings.llm)
+    assert llm is not None
+    assert (llm.base_url, llm.model, llm.max_tokens) == ("http://y.test/v1", "main", 77)
+    tts = fallback_stage(settings.tts)
+    assert tts is not None
+    assert (tts.provider, tts.model, tts.voice) == ("openai", None, None)

@@ -43,18 +43,20 @@ class _Clients:
 
 def fallback_stage(stage: S) -> S | None:
     """The stage's settings as its fallback provider sees them: the fallback's provider, URL,
-    key and model, the stage's timeout, retries and other options."""
+    key and model (the stage's model when unset and the provider is the same), the stage's
+    timeout, retries and other options."""
     fallback = stage.fallback
     if fallback is None:
         return None
+    same = fallback.provider == stage.provider
     update = {
         "provider": fallback.provider,
         "base_url": fallback.base_url,
         "api_key": fallback.api_key,
-        "model": fallback.model,
+        "model": fallback.model or (stage.model if same else None),
         "fallback": None,
     }
-    if fallback.provider != stage.provider and "voice" in type(stage).model_fields:
+    if not same and "voice" in type(stage).model_fields:
         update["voice"] = None  # voices are named per provider
     return stage.model_copy(update=update)
 
@@ -95,9 +97,18 @@ async def _with_fallback(
     second = fallback_stage(stage)
     if second is None:
         return await build(stage, clients, on_retry)
-    primary, fallback = await asyncio.gather(
-        build(stage, clients, on_retry), build(second, clients, on_retry)
+    built = await asyncio.gather(
+        build(stage, clients, on_retry), build(second, clients, on_retry), return_exceptions=True
     )
+    primary, fallback = built
+    # Whichever one loaded is not left open when the other failed.
+    if isinstance(primary, BaseException):
+        if not isinstance(fallback, BaseException):
+            await fallback.aclose()
+        raise primary
+    if isinstance(fallback, BaseException):
+        await primary.aclose()
+        raise fallback
     breaker = Breaker(cooldown_s=cooldown_s)
     return wrap(primary, fallback, breaker, on_serve)
 
