@@ -159,6 +159,7 @@ class RedisSlots:
         await self._redis.aclose()
 
     async def _try(self, holder: str) -> bool:
+        # A reply lost to a timeout may leave a lease that nobody renews: it expires.
         args: list[str | int] = [holder, self.limit, self._lease_ms]
         return bool(await self._call(self._lease(keys=[self._key], args=args)))
 
