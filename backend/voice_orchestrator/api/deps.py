@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 
 from ..health import HealthChecker
 from ..metrics import Metrics
-from ..pipeline.admission import Slots
+from ..pipeline.admission import Admission
 from ..pipeline.sessions import SessionStore
 from ..pipeline.telemetry import TurnTelemetry
 from ..providers.base import Providers
@@ -22,7 +22,7 @@ class Services:
 
     settings: Settings
     providers: Providers
-    slots: Slots
+    slots: Admission
     sessions: SessionStore
     metrics: Metrics
     health: HealthChecker
