@@ -101,6 +101,23 @@ class Forbidden(OrchestratorError):
     stage = "auth"
 
 
+class AdmissionUnavailable(OrchestratorError):
+    """The shared admission store (Redis) did not answer. Admission fails closed: without the
+    store no instance can know how many turns run across the cluster, so none is started."""
+
+    code = "ADMISSION_STORE_UNAVAILABLE"
+    stage = "admission"
+    retryable = True
+
+
+class RateLimited(OrchestratorError):
+    """The caller (API key, or client address without keys) is over ORCH_RATE_LIMIT."""
+
+    code = "RATE_LIMITED"
+    stage = "admission"
+    retryable = True
+
+
 class SpeechNotRecognized(OrchestratorError):
     code = "SPEECH_RECOGNITION_FAILED"
     stage = "stt"

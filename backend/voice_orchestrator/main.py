@@ -17,6 +17,7 @@ from .api.headers import HeadAsGet, SecurityHeaders
 from .api.middleware import ApiKeyAuth, BodyLimit, RequestContext
 from .api.page import STATIC_PATH, static_files
 from .api.page import router as page_router
+from .api.ratelimit import RateLimit
 from .api.realtime import router as realtime_router
 from .api.request_metrics import RequestMetrics
 from .api.sessions import router as sessions_router
@@ -24,7 +25,8 @@ from .api.status import router as status_router
 from .health import HealthChecker, RecentOutcomes
 from .metrics import Metrics
 from .observability import configure_logging
-from .pipeline.admission import Slots
+from .pipeline.admission import open_admission
+from .pipeline.rate_limits import build_rate_limiter
 from .pipeline.sessions import open_session_store
 from .pipeline.telemetry import TurnTelemetry
 from .pipeline.turns import TurnPolicy, Turns
@@ -41,6 +43,7 @@ EXPOSED_HEADERS = [
     "X-Processing-Time-TTS", "X-Processing-Time-Total", "X-Time-To-First-Audio", "Server-Timing",
     "X-Input-Duration", "X-Input-Sample-Rate", "X-Input-Channels", "X-Output-Duration",
     "X-Output-Sample-Rate", "X-Transcript", "X-Response-Text", "Retry-After",
+    "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset",
 ]  # fmt: skip
 
 
@@ -50,21 +53,30 @@ def create_app(settings: Settings | None = None, providers: Providers | None = N
     settings = settings if settings is not None else Settings()
     # Built here, not in the lifespan, because the request middleware needs it.
     metrics = Metrics()
+    # Also here: the rate-limit middleware needs it. A Redis client connects on first use.
+    limiter = build_rate_limiter(settings.rate_limit, settings.admission_store)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # First: a wrong store URL should stop start-up before the engines load.
         sessions = await open_session_store(settings)
         try:
-            built = (
-                providers
-                if providers is not None
-                else await build_providers(settings, on_retry=metrics.count_retry)
-            )
+            slots = await open_admission(settings)
         except BaseException:
             await sessions.aclose()
             raise
-        slots = Slots(settings.max_concurrency, settings.queue_timeout_s)
+        try:
+            built = (
+                providers
+                if providers is not None
+                else await build_providers(
+                    settings, on_retry=metrics.count_retry, on_serve=metrics.count_served
+                )
+            )
+        except BaseException:
+            await slots.aclose()
+            await sessions.aclose()
+            raise
         metrics.watch_slots(slots)
         outcomes = RecentOutcomes()
         telemetry = TurnTelemetry(metrics, outcomes)
@@ -91,6 +103,9 @@ def create_app(settings: Settings | None = None, providers: Providers | None = N
         finally:
             await services.health.aclose()
             await services.sessions.aclose()
+            await services.slots.aclose()
+            if limiter is not None:
+                await limiter.aclose()
             if providers is None:  # injected providers belong to the caller
                 await built.aclose()
 
@@ -111,6 +126,8 @@ def create_app(settings: Settings | None = None, providers: Providers | None = N
     app.add_middleware(
         BodyLimit, max_bytes=settings.max_upload_bytes, timeout_s=settings.upload_timeout_s
     )
+    if limiter is not None:  # inside the key check: only accepted keys are counted
+        app.add_middleware(RateLimit, limiter=limiter)
     keys = [key.get_secret_value().encode() for key in settings.api_keys]
     app.add_middleware(ApiKeyAuth, keys=keys)
     app.add_middleware(RequestContext)

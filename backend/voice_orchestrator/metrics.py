@@ -107,6 +107,13 @@ class Metrics:
             ["stage", "code"],
             registry=self.registry,
         )
+        self._served = Counter(
+            f"{PREFIX}_provider_calls",
+            "Provider calls served, by stage and role (primary, fallback), where a stage has a "
+            "fallback.",
+            ["stage", "role"],
+            registry=self.registry,
+        )
 
         self._tool_calls = Counter(
             f"{PREFIX}_tool_calls",
@@ -154,6 +161,10 @@ class Metrics:
         """The ``on_call`` hook of the tool box."""
         self._tool_calls.labels(tool, outcome).inc()
         self._tool_seconds.labels(tool).observe(seconds)
+
+    def count_served(self, stage: str, role: str) -> None:
+        """The ``on_serve`` hook of the fallback providers: which one served a call."""
+        self._served.labels(stage, role).inc()
 
     def render(self) -> bytes:
         """The registry in Prometheus text format."""

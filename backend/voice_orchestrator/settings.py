@@ -22,6 +22,23 @@ def _none_if_blank(value: object) -> object:
     return value
 
 
+class FallbackSettings(BaseModel):
+    """A second provider for a stage, serving the calls its primary fails retryably."""
+
+    provider: Literal["whisper", "llama", "piper", "openai"]
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    model: str | None = None
+
+
+# The providers each stage can run; a fallback must be one of its stage's.
+STAGE_PROVIDERS = {
+    "stt": ("whisper", "openai"),
+    "llm": ("llama", "openai"),
+    "tts": ("piper", "openai"),
+}
+
+
 class StageSettings(BaseModel):
     """One pipeline stage: which provider runs it and how to reach it."""
 
@@ -31,6 +48,7 @@ class StageSettings(BaseModel):
     model: str | None = None
     timeout_s: float = Field(30.0, gt=0)
     max_retries: int = Field(2, ge=0, le=10)
+    fallback: FallbackSettings | None = None
 
     @field_validator("api_key", "base_url", mode="before")
     @classmethod
@@ -91,6 +109,18 @@ class Settings(BaseSettings):
 
     max_concurrency: int = Field(5, ge=1, le=1000)
     queue_timeout_s: float = Field(0.0, ge=0)
+    # "memory" (per process) or a redis:// URL: the slots and rate limits then count across
+    # every instance sharing that Redis.
+    admission_store: str = "memory"
+    # A slot held in Redis is a lease renewed while held: a dead instance's slots come back
+    # within this time.
+    slot_lease_s: float = Field(15.0, ge=1)
+    # Requests per API key (per client address without keys), e.g. "60/minute"; empty: none.
+    rate_limit: str = ""
+    # A primary provider that keeps failing is skipped this long before it is tried again.
+    breaker_cooldown_s: float = Field(30.0, gt=0)
+    # On SIGTERM: how long running turns may finish before the process exits.
+    drain_timeout_s: float = Field(30.0, ge=0)
     min_audio_s: float = Field(0.5, ge=0)
     max_audio_s: float = Field(60.0, gt=0)
     max_upload_bytes: int = Field(26_214_400, ge=1024)
@@ -179,22 +209,36 @@ class Settings(BaseSettings):
     def _check(self) -> Self:
         if self.min_audio_s >= self.max_audio_s:
             raise ValueError("ORCH_MIN_AUDIO_S must be below ORCH_MAX_AUDIO_S")
-        if self.session_store != "memory" and not self.session_store.startswith(
-            ("redis://", "rediss://", "unix://")
-        ):
-            raise ValueError("ORCH_SESSION_STORE must be 'memory' or a redis:// URL")
+        for name, store in (("SESSION", self.session_store), ("ADMISSION", self.admission_store)):
+            if store != "memory" and not store.startswith(("redis://", "rediss://", "unix://")):
+                raise ValueError(f"ORCH_{name}_STORE must be 'memory' or a redis:// URL")
+        if self.rate_limit:
+            from .pipeline.rate_limits import parse_rate
+
+            parse_rate(self.rate_limit)  # raises ValueError with the accepted form
         for name in ("stt", "llm", "tts"):
             stage: StageSettings = getattr(self, name)
-            if stage.provider != "openai":
+            upper = name.upper()
+            if stage.provider == "openai":
+                self._upstream(stage, f"ORCH_{upper}")
+            fallback = stage.fallback
+            if fallback is None:
                 continue
-            if stage.api_key is None:
-                stage.api_key = self.openai_api_key
-            if stage.base_url is None:
-                stage.base_url = self.openai_base_url
-            if stage.api_key is None and stage.base_url is None:
-                upper = name.upper()
-                raise ValueError(
-                    f"ORCH_{upper}__PROVIDER=openai needs ORCH_{upper}__API_KEY or "
-                    f"ORCH_{upper}__BASE_URL (or OPENAI_API_KEY / OPENAI_BASE_URL)"
-                )
+            if fallback.provider not in STAGE_PROVIDERS[name]:
+                choices = " or ".join(STAGE_PROVIDERS[name])
+                raise ValueError(f"ORCH_{upper}__FALLBACK__PROVIDER must be {choices}")
+            if fallback.provider == "openai":
+                self._upstream(fallback, f"ORCH_{upper}__FALLBACK")
         return self
+
+    def _upstream(self, stage: StageSettings | FallbackSettings, prefix: str) -> None:
+        """Fills an OpenAI-compatible stage's key and URL from OPENAI_*; one must be set."""
+        if stage.api_key is None:
+            stage.api_key = self.openai_api_key
+        if stage.base_url is None:
+            stage.base_url = self.openai_base_url
+        if stage.api_key is None and stage.base_url is None:
+            raise ValueError(
+                f"{prefix}__PROVIDER=openai needs {prefix}__API_KEY or "
+                f"{prefix}__BASE_URL (or OPENAI_API_KEY / OPENAI_BASE_URL)"
+            )

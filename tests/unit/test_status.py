@@ -53,7 +53,13 @@ async def test_status_body_has_the_contract_shape(app_client: AppClient) -> None
     assert body["version"] == client.app.version
     assert body["uptime_s"] >= 0
     datetime.fromisoformat(body["checked_at"])
-    assert body["concurrency"] == {"limit": 3, "active": 0, "waiting": 0}
+    assert body["concurrency"] == {
+        "limit": 3,
+        "active": 0,
+        "waiting": 0,
+        "store": "memory",
+        "store_ok": True,
+    }
     assert set(body["services"]) == {"stt", "llm", "tts"}
     assert body["services"]["stt"] == {
         "status": "healthy",
@@ -117,7 +123,13 @@ async def test_concurrency_shows_slots_in_use(app_client: AppClient) -> None:
         slots = client.app.state.services.slots
         async with slots.acquire():
             body = (await client.get(STATUS)).json()
-    assert body["concurrency"] == {"limit": 2, "active": 1, "waiting": 0}
+    assert body["concurrency"] == {
+        "limit": 2,
+        "active": 1,
+        "waiting": 0,
+        "store": "memory",
+        "store_ok": True,
+    }
 
 
 async def test_failing_real_calls_degrade_a_healthy_stage(app_client: AppClient) -> None:

@@ -10,7 +10,7 @@ from starlette.requests import HTTPConnection
 
 from ..health import HealthChecker
 from ..metrics import Metrics
-from ..pipeline.admission import Slots
+from ..pipeline.admission import Admission
 from ..pipeline.sessions import SessionStore, owner_of
 from ..pipeline.telemetry import TurnTelemetry
 from ..pipeline.turns import Turns
@@ -25,7 +25,7 @@ class Services:
 
     settings: Settings
     providers: Providers
-    slots: Slots
+    slots: Admission
     sessions: SessionStore
     metrics: Metrics
     health: HealthChecker

@@ -68,9 +68,14 @@ class ServiceHealth(BaseModel):
 
 
 class Concurrency(BaseModel):
-    limit: int = Field(description="Dialogue slots of this process (ORCH_MAX_CONCURRENCY)")
-    active: int
-    waiting: int
+    limit: int = Field(
+        description="Dialogue slots (ORCH_MAX_CONCURRENCY): of this process, or of every "
+        "instance sharing the admission store when it is Redis"
+    )
+    active: int = Field(description="Slots held by this process")
+    waiting: int = Field(description="Requests of this process waiting for a slot")
+    store: Literal["memory", "redis"] = Field("memory", description="ORCH_ADMISSION_STORE")
+    store_ok: bool = Field(True, description="Whether the admission store answers")
 
 
 class StageServices(BaseModel):

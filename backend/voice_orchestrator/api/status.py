@@ -30,7 +30,13 @@ async def status(request: Request, services: ServicesDep) -> JSONResponse:
         version=request.app.version,
         uptime_s=round(health.uptime_s, 1),
         checked_at=report.checked_at,
-        concurrency=Concurrency(limit=slots.limit, active=slots.active, waiting=slots.waiting),
+        concurrency=Concurrency(
+            limit=slots.limit,
+            active=slots.active,
+            waiting=slots.waiting,
+            store=slots.store,
+            store_ok=await slots.ping(),
+        ),
         services=StageServices(
             stt=_service(report.services["stt"]),
             llm=_service(report.services["llm"]),

@@ -16,7 +16,7 @@ from ..audio import Audio, resample
 from ..errors import ProviderFailed, ProviderTimeout
 from ..providers.base import Providers
 from ..settings import Settings
-from .admission import Slots
+from .admission import Admission
 from .aio import aclose, ms_since
 from .dialogue import (
     AudioChunk,
@@ -82,7 +82,7 @@ class Turns:
     def __init__(
         self,
         providers: Providers,
-        slots: Slots,
+        slots: Admission,
         sessions: SessionStore,
         telemetry: TurnTelemetry,
         policy: TurnPolicy,
