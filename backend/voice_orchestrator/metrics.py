@@ -95,6 +95,13 @@ class Metrics:
             ["stage", "code"],
             registry=self.registry,
         )
+        self._cuts = Counter(
+            f"{PREFIX}_upstream_stream_cuts",
+            "Streamed upstream bodies that ended early after their first audio or text had been "
+            "handed on (the answer went on with what arrived), by stage and reason.",
+            ["stage", "reason"],
+            registry=self.registry,
+        )
 
     def watch_slots(self, slots: Slots) -> None:
         """Reports ``slots`` in the slot gauges from now on."""
@@ -122,6 +129,10 @@ class Metrics:
     def count_retry(self, stage: str, code: str) -> None:
         """The ``on_retry`` hook of the OpenAI adapters."""
         self._retries.labels(stage, code).inc()
+
+    def count_cut(self, stage: str, reason: str) -> None:
+        """The ``on_cut`` hook of the OpenAI speech adapter."""
+        self._cuts.labels(stage, reason).inc()
 
     def render(self) -> bytes:
         """The registry in Prometheus text format."""
