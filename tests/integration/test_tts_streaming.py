@@ -255,3 +255,28 @@ async def test_no_usable_wav_is_a_service_error(httpx2_mock: respx.Router, data:
         await synthesize(tts(max_retries=2))
     assert info.value.code == "TTS_SERVICE_ERROR"
     assert route.call_count == 1
+
+
+class EndlessSpeech(httpx.AsyncByteStream):
+    """A body that sends some audio and then nothing, and tells when it is closed."""
+
+    def __init__(self) -> None:
+        self.closed = asyncio.Event()
+        self._never = asyncio.Event()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield wav_header(24_000) + tone(0.1, 24_000).pcm
+        await self._never.wait()
+
+    async def aclose(self) -> None:
+        self.closed.set()
+
+
+async def test_closing_the_speech_early_closes_the_response(httpx2_mock: respx.Router) -> None:
+    body = EndlessSpeech()
+    httpx2_mock.post(SPEECH).mock(return_value=httpx.Response(200, stream=body))
+    speech = tts().synthesize(TEXT)
+    async with asyncio.timeout(120):
+        await anext(speech)
+        await speech.aclose()  # a barge-in: the turn stops listening
+        await body.closed.wait()

@@ -289,8 +289,11 @@ class OpenAITextToSpeech(_Stage):
         try:
             for audio in body.first:
                 yield audio
-            async for audio in body.rest(self._settings.timeout_s, self._on_cut):
-                yield audio
+            async with contextlib.aclosing(
+                body.rest(self._settings.timeout_s, self._on_cut)
+            ) as rest:
+                async for audio in rest:
+                    yield audio
         finally:
             await body.aclose()
 

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import struct
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
 import httpx2
 import numpy as np
@@ -46,7 +46,7 @@ class AudioStreamDecoder:
         self._channels = 1
         self._left: int | None = None  # data bytes the header declared and not yet received
         self._started = not self._wav
-        self.emitted = False
+        self._emitted = False
 
     @property
     def short(self) -> bool:
@@ -70,7 +70,7 @@ class AudioStreamDecoder:
 
     def finish(self) -> list[Audio]:
         if self._whole is not None:
-            self.emitted = True
+            self._emitted = True
             return [parse_wav(bytes(self._whole))]
         if not self._started:
             raise ValueError("the body ended inside the WAV header")
@@ -80,7 +80,7 @@ class AudioStreamDecoder:
     def _pieces(self, *, final: bool) -> list[Audio]:
         frame = 2 * self._channels
         piece = max(1, self._rate * PIECE_MS // 1000) * frame
-        least = 1 if final or not self.emitted else self._rate * MIN_PIECE_MS // 1000 * frame
+        least = 1 if final or not self._emitted else self._rate * MIN_PIECE_MS // 1000 * frame
         whole = len(self._pending) - len(self._pending) % frame
         cuts = list(range(0, whole - piece + 1, piece))
         rest = cuts[-1] + piece if cuts else 0
@@ -93,7 +93,7 @@ class AudioStreamDecoder:
         ready = bytes(self._pending[:rest])
         del self._pending[:rest]
         pieces = [self._audio(ready[a:b]) for a, b in zip(cuts, ends, strict=True)]
-        self.emitted = True
+        self._emitted = True
         return pieces
 
     def _audio(self, data: bytes) -> Audio:
@@ -168,7 +168,7 @@ class SpeechBody:
                 return
             self.first = self._decoder.feed(data)
 
-    async def rest(self, gap_s: float, on_cut: CutHook | None) -> AsyncIterator[Audio]:
+    async def rest(self, gap_s: float, on_cut: CutHook | None) -> AsyncGenerator[Audio, None]:
         """The audio after ``first``. A gap longer than ``gap_s`` raises ProviderTimeout; a body
         cut off ends it, logged and told to ``on_cut``."""
         if self._ended:
