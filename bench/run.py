@@ -15,6 +15,7 @@ import json
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import httpx
 from tests.e2e.conftest import serve
 from tests.fakes import FakeLLM, FakeSTT, FakeTTS, fake_providers, make_wav, tone
 
-from bench import encoding, engines, load, memory, realtime
+from bench import encoding, engines, load, memory, realtime, tts_stream
 from bench.upstream import Latency, service_process, upstream_process
 from voice_orchestrator.main import create_app
 from voice_orchestrator.pipeline.dialogue import DialogueTurn
@@ -161,6 +162,9 @@ SCRIPTED_UPSTREAM = Latency(
     stt_ms=STT_S * 1000, first_token_ms=FIRST_TOKEN_S * 1000, token_ms=TOKEN_S * 1000,
     tts_ms=TTS_S * 1000, sentences=SENTENCES, words=WORDS,
 )  # fmt: skip
+# The same, with speech streamed as real servers send it: the first piece after TTS_S, the rest
+# in 100-ms pieces at four times real time (the first sentence's speech lasts about 6 s).
+STREAMED_TTS_UPSTREAM = replace(SCRIPTED_UPSTREAM, tts_stream=True, tts_rate_x=4.0)
 
 
 async def _stream_turn(client: httpx.AsyncClient, body: bytes) -> tuple[float, float]:
@@ -247,6 +251,9 @@ async def run(quick: bool) -> list[dict[str, Any]]:
         await http_cpu(20 if quick else 500),
         await first_audio(1 if quick else 5),
         await first_audio_openai(1 if quick else 5),
+        await tts_stream.first_audio_streamed_tts(
+            1 if quick else 5, STREAMED_TTS_UPSTREAM, _rest_turns
+        ),
         await realtime.ws_first_audio(1 if quick else 5, scripted, LIMIT_MS),
         await realtime.barge_in(1 if quick else 5),
         await engines.adapter_cost(20 if quick else 300),

@@ -2,6 +2,10 @@
 chat completions and speech, with scripted latencies, so the service's real adapters, HTTP
 clients and retries are part of every figure.
 
+Speech comes whole after ``tts_ms``, or with ``tts_stream`` as a real server streams it: the
+first piece after ``tts_ms``, the rest in pieces of ``tts_piece_ms`` of audio made at
+``tts_rate_x`` times real time (a WAV with unknown sizes, or raw PCM, as the request asks).
+
 Run alone: ``python -m bench.upstream --port 8900 [--stt-ms 200 --first-token-ms 300 ...]``.
 """
 
@@ -10,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import io
 import json
 import math
 import os
@@ -24,12 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from voice_orchestrator.audio import Audio, wav_header
+
 REPO = Path(__file__).resolve().parents[1]
+SPEECH_RATE = 24_000
 
 
 @dataclass(frozen=True)
@@ -40,16 +45,37 @@ class Latency:
     tts_ms: float = 0.0
     sentences: int = 1
     words: int = 8
+    tts_stream: bool = False
+    tts_rate_x: float = 4.0
+    tts_piece_ms: float = 100.0
+
+    def args(self) -> list[str]:
+        """The command-line options that recreate this latency in ``main``."""
+        return ["--stt-ms", str(self.stt_ms), "--first-token-ms", str(self.first_token_ms),
+                "--token-ms", str(self.token_ms), "--tts-ms", str(self.tts_ms),
+                "--sentences", str(self.sentences), "--words", str(self.words),
+                "--tts-rate-x", str(self.tts_rate_x), "--tts-piece-ms", str(self.tts_piece_ms),
+                *(["--tts-stream"] if self.tts_stream else [])]  # fmt: skip
 
 
 @functools.lru_cache(maxsize=64)
-def speech_wav(text: str, rate: int = 24_000) -> bytes:
-    """A tone as long as the text would take to say (60 ms a character); made once a text, so
-    that the upstream's own work does not count as latency."""
-    t = np.arange(int(max(0.1, 0.06 * len(text)) * rate)) / rate
-    buffer = io.BytesIO()
-    sf.write(buffer, 0.2 * np.sin(2 * math.pi * 220 * t), rate, subtype="PCM_16", format="WAV")
-    return buffer.getvalue()
+def speech_pcm(text: str) -> bytes:
+    """A tone as long as the text would take to say (60 ms a character), 16-bit at 24 kHz;
+    made once a text, so that the upstream's own work does not count as latency."""
+    t = np.arange(int(max(0.1, 0.06 * len(text)) * SPEECH_RATE)) / SPEECH_RATE
+    return Audio.from_float32(0.2 * np.sin(2 * math.pi * 220 * t), SPEECH_RATE).pcm
+
+
+async def speech_pieces(pcm: bytes, header: bytes, latency: Latency) -> AsyncIterator[bytes]:
+    """Piece k is due ``tts_ms + k * tts_piece_ms / tts_rate_x`` after the request, on an
+    absolute schedule (timer overshoot does not add up)."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    piece = max(1, int(SPEECH_RATE * latency.tts_piece_ms / 1000)) * 2
+    for k, offset in enumerate(range(0, len(pcm), piece)):
+        due = start + (latency.tts_ms + k * latency.tts_piece_ms / latency.tts_rate_x) / 1000
+        await asyncio.sleep(max(0.0, due - loop.time()))
+        yield (header if k == 0 else b"") + pcm[offset : offset + piece]
 
 
 def create_upstream(latency: Latency) -> FastAPI:
@@ -93,8 +119,15 @@ def create_upstream(latency: Latency) -> FastAPI:
     @app.post("/v1/audio/speech")
     async def speech(request: Request) -> Response:
         body = await request.json()
+        pcm = speech_pcm(str(body["input"]))
+        wav = body.get("response_format", "wav") == "wav"
+        media_type = "audio/wav" if wav else "audio/pcm"
+        if latency.tts_stream:
+            header = wav_header(SPEECH_RATE) if wav else b""
+            return StreamingResponse(speech_pieces(pcm, header, latency), media_type=media_type)
         await asyncio.sleep(latency.tts_ms / 1000)
-        return Response(speech_wav(str(body["input"])), media_type="audio/wav")
+        header = wav_header(SPEECH_RATE, len(pcm)) if wav else b""
+        return Response(header + pcm, media_type=media_type)
 
     return app
 
@@ -120,10 +153,7 @@ def wait_for_port(port: int, timeout_s: float = 60.0) -> None:
 def upstream_process(latency: Latency) -> Iterator[str]:
     """Runs the upstream in its own process; yields its OpenAI base URL."""
     port = free_port()
-    command = [sys.executable, "-m", "bench.upstream", "--port", str(port),
-               "--stt-ms", str(latency.stt_ms), "--first-token-ms", str(latency.first_token_ms),
-               "--token-ms", str(latency.token_ms), "--tts-ms", str(latency.tts_ms),
-               "--sentences", str(latency.sentences), "--words", str(latency.words)]  # fmt: skip
+    command = [sys.executable, "-m", "bench.upstream", "--port", str(port), *latency.args()]
     process = subprocess.Popen(
         command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -186,9 +216,13 @@ def main() -> None:
     parser.add_argument("--tts-ms", type=float, default=0.0)
     parser.add_argument("--sentences", type=int, default=1)
     parser.add_argument("--words", type=int, default=8)
+    parser.add_argument("--tts-stream", action="store_true", help="stream speech in pieces")
+    parser.add_argument("--tts-rate-x", type=float, default=4.0, help="times real time")
+    parser.add_argument("--tts-piece-ms", type=float, default=100.0, help="audio a piece")
     args = parser.parse_args()
     latency = Latency(args.stt_ms, args.first_token_ms, args.token_ms, args.tts_ms,
-                      args.sentences, args.words)  # fmt: skip
+                      args.sentences, args.words, args.tts_stream, args.tts_rate_x,
+                      args.tts_piece_ms)  # fmt: skip
     uvicorn.run(create_upstream(latency), host="127.0.0.1", port=args.port, log_level="warning")
 
 

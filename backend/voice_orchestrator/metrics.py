@@ -114,6 +114,13 @@ class Metrics:
             ["stage", "role"],
             registry=self.registry,
         )
+        self._cuts = Counter(
+            f"{PREFIX}_upstream_stream_cuts",
+            "Streamed upstream bodies that ended early after their first audio or text had been "
+            "handed on (the answer went on with what arrived), by stage and reason.",
+            ["stage", "reason"],
+            registry=self.registry,
+        )
 
         self._tool_calls = Counter(
             f"{PREFIX}_tool_calls",
@@ -165,6 +172,10 @@ class Metrics:
     def count_served(self, stage: str, role: str) -> None:
         """The ``on_serve`` hook of the fallback providers: which one served a call."""
         self._served.labels(stage, role).inc()
+
+    def count_cut(self, stage: str, reason: str) -> None:
+        """The ``on_cut`` hook of the OpenAI speech adapter."""
+        self._cuts.labels(stage, reason).inc()
 
     def render(self) -> bytes:
         """The registry in Prometheus text format."""

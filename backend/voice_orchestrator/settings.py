@@ -88,6 +88,9 @@ class TTSSettings(StageSettings):
     # What an OpenAI-compatible upstream is asked for; "pcm" needs pcm_sample_rate.
     response_format: Literal["wav", "pcm"] = "wav"
     pcm_sample_rate: int = Field(24_000, ge=8_000, le=192_000)
+    # The first chunk of a reply may end at a clause mark preceded by this many words, so that
+    # speech starts before a long first sentence ends; None or 0: whole sentences only.
+    first_clause_min_words: int | None = Field(None, ge=0)
 
 
 class Settings(BaseSettings):

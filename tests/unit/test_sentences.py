@@ -7,10 +7,11 @@ import re
 import pytest
 
 from voice_orchestrator.pipeline.sentences import SentenceChunker
+from voice_orchestrator.settings import Settings
 
 
-def chunk(deltas: list[str], **limits: int) -> list[str]:
-    chunker = SentenceChunker(**limits)
+def chunk(deltas: list[str], **options: int | None) -> list[str]:
+    chunker = SentenceChunker(**options)  # type: ignore[arg-type]
     out: list[str] = []
     for delta in deltas:
         out.extend(chunker.push(delta))
@@ -95,3 +96,70 @@ def test_no_text_is_lost() -> None:
     for tokens in (list(text), [w + " " for w in text.split(" ")]):
         parts = chunk(tokens)
         assert re.findall(r"\w+", " ".join(parts)) == re.findall(r"\w+", text)
+
+
+FIRST = "Well, as far as I can tell from the records, the capital of France is Paris. It is big."
+WHOLE = [
+    "Well, as far as I can tell from the records, the capital of France is Paris.",
+    "It is big.",
+]
+
+
+@pytest.mark.parametrize(
+    ("min_words", "expected"),
+    [
+        (None, WHOLE),
+        (0, WHOLE),
+        # "Well," has one word: the first clause long enough ends at the second comma.
+        (4, ["Well, as far as I can tell from the records,", "the capital of France is Paris.",
+             "It is big."]),
+        (1, ["Well,", "as far as I can tell from the records, the capital of France is Paris.",
+             "It is big."]),
+        (20, WHOLE),  # no clause that long before the sentence ends
+    ],
+)  # fmt: skip
+def test_first_clause_of_a_long_first_sentence(min_words: int | None, expected: list[str]) -> None:
+    assert chunk([FIRST], first_clause_min_words=min_words) == expected
+    words = [w + " " for w in FIRST.split(" ")]
+    assert chunk(words, first_clause_min_words=min_words) == expected
+
+
+def test_first_clause_is_released_with_its_mark_and_the_next_space() -> None:
+    chunker = SentenceChunker(first_clause_min_words=3)
+    assert chunker.push("If you ask me") == []
+    assert chunker.push(",") == []  # "," may still be part of "1,000"
+    assert chunker.push(" the") == ["If you ask me,"]
+    assert chunker.push(" answer, in short, is yes.") == ["the answer, in short, is yes."]
+
+
+@pytest.mark.parametrize(
+    ("text", "first"),
+    [
+        ("It costs about 1,000 euros; more in summer.", "It costs about 1,000 euros;"),
+        ("We open at 5:30 sharp: come early.", "We open at 5:30 sharp:"),
+        ("A well-known fact — the sea is salty.", "A well-known fact —"),
+        ("A well-known fact - the sea is salty.", "A well-known fact -"),
+        ("Yes. Well, as far as I know, it is.", "Yes."),
+    ],
+)
+def test_first_clause_marks(text: str, first: str) -> None:
+    assert chunk([text], first_clause_min_words=3)[0] == first
+
+
+def test_only_the_first_chunk_of_a_reply_is_a_clause() -> None:
+    text = "Sure. Then, after a long pause, she said it. And again, after a while, yes."
+    assert chunk([text], first_clause_min_words=1) == [
+        "Sure.",
+        "Then, after a long pause, she said it.",
+        "And again, after a while, yes.",
+    ]
+    assert chunk([text[6:]], first_clause_min_words=1)[:2] == [
+        "Then,",
+        "after a long pause, she said it.",
+    ]
+
+
+def test_first_clause_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings(_env_file=None).tts.first_clause_min_words is None
+    monkeypatch.setenv("ORCH_TTS__FIRST_CLAUSE_MIN_WORDS", "5")
+    assert Settings(_env_file=None).tts.first_clause_min_words == 5

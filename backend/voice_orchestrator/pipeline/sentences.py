@@ -4,6 +4,10 @@ A sentence is released the moment its closing punctuation arrives, unless what p
 could still grow into something else (a decimal like ``3.``, an abbreviation like ``Dr.``), so
 the first audio is never held back by waiting for the next token. A long run without sentence
 punctuation is cut at a clause mark or, failing that, at a space.
+
+With ``first_clause_min_words``, the first chunk of a reply may be a clause: it is released at
+the first clause mark (comma, semicolon, colon, dash) that a space follows and that at least
+that many words precede, so speech can start before a long first sentence ends.
 """
 
 from __future__ import annotations
@@ -24,15 +28,26 @@ CLAUSE_MARKS = ",;:—–"  # noqa: RUF001
 # ellipsis that arrived in the next token).
 _LEADING_JUNK = re.compile(r"^[\s" + re.escape(SENTENCE_END + CLOSERS) + r"]+")
 _HAS_WORD = re.compile(r"\w")
+# A clause mark followed by a space ("1,000" and "5:30" are not clauses), or a spaced hyphen.
+_CLAUSE_END = re.compile(r"[" + CLAUSE_MARKS + r"](?=\s)|(?<=\s)-(?=\s)")
+_WORD = re.compile(r"\w+(?:['’]\w+)*")  # noqa: RUF001
 
 
 class SentenceChunker:
     """``push(delta)`` returns the sentences completed so far; ``flush()`` the rest."""
 
-    def __init__(self, *, soft_limit: int = 120, hard_limit: int = 240) -> None:
+    def __init__(
+        self,
+        *,
+        soft_limit: int = 120,
+        hard_limit: int = 240,
+        first_clause_min_words: int | None = None,
+    ) -> None:
         self._buffer = ""
         self._soft = soft_limit
         self._hard = hard_limit
+        # None (or 0) once the first chunk is out, or when first clauses are off.
+        self._clause_words = first_clause_min_words or None
 
     def push(self, text: str) -> list[str]:
         self._buffer += text
@@ -48,13 +63,28 @@ class SentenceChunker:
         self._buffer = ""
         return sentences
 
-    @staticmethod
-    def _emit(sentence: str, into: list[str]) -> None:
+    def _emit(self, sentence: str, into: list[str]) -> None:
         cleaned = _LEADING_JUNK.sub("", sentence).strip()
         if _HAS_WORD.search(cleaned):
             into.append(cleaned)
+            self._clause_words = None
 
     def _find_cut(self) -> int | None:
+        sentence = self._sentence_cut()
+        if self._clause_words is None:
+            return sentence
+        clause = self._first_clause_cut(self._clause_words)
+        if clause is None or (sentence is not None and sentence <= clause):
+            return sentence
+        return clause
+
+    def _first_clause_cut(self, min_words: int) -> int | None:
+        for mark in _CLAUSE_END.finditer(self._buffer):
+            if len(_WORD.findall(self._buffer, 0, mark.end())) >= min_words:
+                return mark.end()
+        return None
+
+    def _sentence_cut(self) -> int | None:
         text = self._buffer
         for i, ch in enumerate(text):
             if ch in SENTENCE_END and self._ends_sentence(text, i):

@@ -8,6 +8,7 @@ happen in ``with_retries`` so that they honour the stage deadline and are counte
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -16,7 +17,7 @@ from typing import Any, TypeVar
 import httpx2
 import openai
 
-from ..audio import Audio, encode_wav, parse_wav
+from ..audio import Audio, encode_wav
 from ..errors import (
     ProviderError,
     ProviderFailed,
@@ -28,6 +29,7 @@ from ..settings import LLMSettings, StageSettings, STTSettings, TTSSettings
 from .base import ChatMessage, ProviderHealth, ToolCall, Transcript
 from .retry import RetryHook, with_retries
 from .tool_calls import ToolCallParts, message_json
+from .tts_stream import AudioStreamDecoder, CutHook, SpeechBody
 
 T = TypeVar("T")
 
@@ -302,37 +304,69 @@ def _delta_content(chunk: object) -> str | None:
 
 
 class OpenAITextToSpeech(_Stage):
-    """``audio.speech.create``; WAV by default, read at the rate its header states."""
+    """``audio.speech.create`` with the body streamed: audio is handed on as it arrives (WAV by
+    default, read at the rate its header states; or raw PCM at ``pcm_sample_rate``).
+
+    The stage timeout bounds the wait for the first audio (retries included) and then each gap
+    between reads, not the whole body. Retries happen only until the first audio is read, so
+    nothing is ever spoken twice. A body cut off after that ends the sentence with what arrived:
+    logged and counted through ``on_cut(stage, reason)``, not raised.
+    """
 
     def __init__(
-        self, client: openai.AsyncOpenAI, settings: TTSSettings, on_retry: RetryHook | None = None
+        self,
+        client: openai.AsyncOpenAI,
+        settings: TTSSettings,
+        on_retry: RetryHook | None = None,
+        on_cut: CutHook | None = None,
     ) -> None:
         super().__init__("tts", client, settings, on_retry)
         self._voice = settings.voice or DEFAULT_VOICE
         self._format = settings.response_format
         self._pcm_rate = settings.pcm_sample_rate
+        self._on_cut = on_cut
 
     async def synthesize(self, text: str, *, voice: str | None = None) -> AsyncIterator[Audio]:
-        async def request(budget_s: float) -> Audio:
-            response = await self._client.audio.speech.create(
-                model=self._model,
-                voice=voice or self._voice,
-                input=text,
-                response_format=self._format,
-                timeout=budget_s,
-            )
-            return self._decode(response.content)
+        async def request(budget_s: float) -> SpeechBody:
+            return await self._open(text, voice or self._voice, budget_s)
 
-        yield await self._call(request, self._deadline())
-
-    def _decode(self, body: bytes) -> Audio:
-        if self._format == "pcm":
-            if len(body) % 2:
-                raise ProviderFailed("tts", "The tts service sent PCM of odd length.")
-            return Audio(body, self._pcm_rate)
+        body = await self._call(request, self._deadline())
         try:
-            return parse_wav(body)
-        except ValueError as e:
-            raise ProviderFailed(
-                "tts", "The tts service sent audio that could not be decoded."
-            ) from e
+            for audio in body.first:
+                yield audio
+            async with contextlib.aclosing(
+                body.rest(self._settings.timeout_s, self._on_cut)
+            ) as rest:
+                async for audio in rest:
+                    yield audio
+        finally:
+            await body.aclose()
+
+    async def _open(self, text: str, voice: str, budget_s: float) -> SpeechBody:
+        """Sends the request and reads until the first audio (or the end of a short body)."""
+        stack = contextlib.AsyncExitStack()
+        try:
+            async with asyncio.timeout(budget_s):
+                response = await stack.enter_async_context(
+                    self._client.audio.speech.with_streaming_response.create(
+                        model=self._model,
+                        voice=voice,
+                        input=text,
+                        response_format=self._format,
+                        # Per read: the gaps after the first audio get the whole stage timeout.
+                        timeout=httpx2.Timeout(budget_s, read=self._settings.timeout_s),
+                    )
+                )
+                decoder = AudioStreamDecoder(self._format, self._pcm_rate)
+                body = SpeechBody(stack, response.iter_bytes(), decoder)
+                await body.read_first()
+                return body
+        except BaseException as e:
+            await stack.aclose()
+            if isinstance(e, TimeoutError):
+                raise ProviderTimeout("tts", "The tts service did not answer in time.") from e
+            if isinstance(e, ValueError):
+                raise ProviderFailed(
+                    "tts", "The tts service sent audio that could not be decoded."
+                ) from e
+            raise
