@@ -70,7 +70,10 @@ def create_app(settings: Settings | None = None, providers: Providers | None = N
                 providers
                 if providers is not None
                 else await build_providers(
-                    settings, on_retry=metrics.count_retry, on_serve=metrics.count_served
+                    settings,
+                    on_retry=metrics.count_retry,
+                    on_serve=metrics.count_served,
+                    on_cut=metrics.count_cut,
                 )
             )
         except BaseException:

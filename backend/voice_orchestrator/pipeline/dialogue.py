@@ -121,6 +121,8 @@ class DialogueTurn:
     max_output_s: float | None = None
     text: str | None = None
     max_transcript_chars: int | None = None
+    # Speak the first clause of a long first sentence without waiting for its end.
+    first_clause_min_words: int | None = None
     _output_s: float = field(default=0.0, init=False)
     _cut: bool = field(default=False, init=False)
 
@@ -198,7 +200,7 @@ class DialogueTurn:
         reply: list[str],
     ) -> None:
         start = time.perf_counter()
-        chunker = SentenceChunker()
+        chunker = SentenceChunker(first_clause_min_words=self.first_clause_min_words)
         stream = self.providers.llm.stream(messages)
         try:
             async with asyncio.timeout(self.timeouts.llm_s):
@@ -257,18 +259,22 @@ class DialogueTurn:
     ) -> None:
         stream = self.providers.tts.synthesize(sentence, voice=self.voice)
         try:
-            async with asyncio.timeout(self.timeouts.tts_s):
-                async for chunk in stream:
-                    if chunk.frames == 0:
-                        continue
-                    if not rate:
-                        rate.append(chunk.sample_rate)
-                        self.timings.tts_first_audio_ms = ms_since(start)
-                        self.timings.first_audio_ms = ms_since(self.started_at)
-                    elif chunk.sample_rate != rate[0]:
-                        chunk = await asyncio.to_thread(resample, chunk, rate[0])
-                    self._output_s += chunk.duration_s
-                    out.put_nowait(AudioChunk(chunk, sentence, index))
+            while True:
+                # The timeout bounds the first audio and each gap, not a long sentence's body.
+                async with asyncio.timeout(self.timeouts.tts_s):
+                    chunk = await anext(stream, None)
+                if chunk is None:
+                    break
+                if chunk.frames == 0:
+                    continue
+                if not rate:
+                    rate.append(chunk.sample_rate)
+                    self.timings.tts_first_audio_ms = ms_since(start)
+                    self.timings.first_audio_ms = ms_since(self.started_at)
+                elif chunk.sample_rate != rate[0]:
+                    chunk = await asyncio.to_thread(resample, chunk, rate[0])
+                self._output_s += chunk.duration_s
+                out.put_nowait(AudioChunk(chunk, sentence, index))
         except TimeoutError as e:
             raise ProviderTimeout("tts", "The tts service did not answer in time.") from e
         finally:

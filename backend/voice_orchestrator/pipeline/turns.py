@@ -49,6 +49,7 @@ class TurnPolicy:
     redact: bool = True
     max_transcript_chars: int | None = None
     max_history_chars: int | None = None
+    first_clause_min_words: int | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TurnPolicy:
@@ -63,6 +64,7 @@ class TurnPolicy:
             redact=settings.redact,
             max_transcript_chars=settings.max_transcript_chars,
             max_history_chars=settings.max_history_chars,
+            first_clause_min_words=settings.tts.first_clause_min_words or None,
         )
 
 
@@ -133,6 +135,7 @@ class Turns:
                 max_output_s=policy.max_output_s,
                 text=text,
                 max_transcript_chars=policy.max_transcript_chars,
+                first_clause_min_words=policy.first_clause_min_words,
             )
             events = self._telemetry.observe(turn)
             held = ""  # reply text not yet released (redaction waits for a sentence's end)

@@ -20,6 +20,7 @@ from .fallback import (
 )
 from .openai import OpenAIChatModel, OpenAISpeechToText, OpenAITextToSpeech, create_client
 from .retry import RetryHook
+from .tts_stream import CutHook
 
 logger = logging.getLogger(__name__)
 
@@ -28,9 +29,11 @@ S = TypeVar("S", bound=StageSettings)
 
 
 class _Clients:
-    """One AsyncOpenAI per distinct upstream (base URL and key), shared by the stages on it."""
+    """One AsyncOpenAI per distinct upstream (base URL and key), shared by the stages on it,
+    and the hooks the adapters report to."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_cut: CutHook | None = None) -> None:
+        self.on_cut = on_cut
         self._clients: dict[tuple[str | None, str | None], openai.AsyncOpenAI] = {}
 
     def get(self, stage: StageSettings) -> openai.AsyncOpenAI:
@@ -79,7 +82,7 @@ async def _llm(stage: LLMSettings, clients: _Clients, on_retry: RetryHook | None
 
 async def _tts(stage: TTSSettings, clients: _Clients, on_retry: RetryHook | None) -> TextToSpeech:
     if stage.provider == "openai":
-        return OpenAITextToSpeech(clients.get(stage), stage, on_retry)
+        return OpenAITextToSpeech(clients.get(stage), stage, on_retry, on_cut=clients.on_cut)
     from .piper import PiperTTS
 
     return await PiperTTS.load(stage)
@@ -114,12 +117,15 @@ async def _with_fallback(
 
 
 async def build_providers(
-    settings: Settings, on_retry: RetryHook | None = None, on_serve: ServeHook | None = None
+    settings: Settings,
+    on_retry: RetryHook | None = None,
+    on_serve: ServeHook | None = None,
+    on_cut: CutHook | None = None,
 ) -> Providers:
     """Creates clients and loads engines (concurrently: each engine loads in its own thread).
     A stage with a fallback gets both, behind a circuit breaker; ``on_serve(stage, role)``
-    hears which one served each call."""
-    clients = _Clients()
+    hears which one served each call, ``on_cut(stage, reason)`` of streamed bodies cut short."""
+    clients = _Clients(on_cut)
     logger.info(
         "loading providers",
         extra={
