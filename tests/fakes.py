@@ -7,14 +7,22 @@ import asyncio
 import io
 import math
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import soundfile as sf
 
 from voice_orchestrator.audio import Audio
-from voice_orchestrator.providers.base import ChatMessage, ProviderHealth, Providers, Transcript
+from voice_orchestrator.providers.base import (
+    ChatMessage,
+    ProviderHealth,
+    Providers,
+    ToolCall,
+    Transcript,
+)
+from voice_orchestrator.tools.base import ToolResult
 
 
 @dataclass
@@ -194,3 +202,65 @@ def fake_providers(
         llm=llm or FakeLLM(timeline=timeline),
         tts=tts or FakeTTS(timeline=timeline),
     )
+
+
+class FakeToolLLM(FakeLLM):
+    """A model that calls tools: ``rounds[i]`` is what it says in round i, text deltas and
+    ToolCalls (streamed after the text, as an OpenAI-compatible server sends them). Past the
+    script, or when offered no tools, it answers with ``tokens``."""
+
+    def __init__(self, rounds: Sequence[Sequence[str | ToolCall]], **kw: Any) -> None:
+        super().__init__(**kw)
+        self.rounds = [list(r) for r in rounds]
+        self.offered: list[list[str]] = []  # tool names offered per call
+
+    async def stream_with_tools(
+        self, messages: Sequence[ChatMessage], tools: Sequence[Mapping[str, Any]]
+    ) -> AsyncIterator[str | ToolCall]:
+        self.offered.append([t["function"]["name"] for t in tools])
+        index = len(self.offered) - 1
+        if index >= len(self.rounds):
+            async for token in self.stream(messages):
+                yield token
+            return
+        self.calls.append(list(messages))
+        for item in self.rounds[index]:
+            yield item
+
+
+class FakeToolbox:
+    """Tools by name: each answers ``results[name]`` after ``delays[name]`` seconds (or fails
+    when the result is an exception). Records starts and ends on ``timeline``."""
+
+    def __init__(
+        self,
+        results: Mapping[str, str | Exception],
+        *,
+        delays: Mapping[str, float] | None = None,
+        timeline: Timeline | None = None,
+    ) -> None:
+        self.results = dict(results)
+        self.delays = dict(delays or {})
+        self.timeline = timeline or Timeline()
+        self.cancelled: list[str] = []
+        self.arguments: list[tuple[str, str]] = []
+
+    def definitions(self) -> list[dict[str, Any]]:
+        return [
+            {"type": "function", "function": {"name": name, "parameters": {"type": "object"}}}
+            for name in self.results
+        ]
+
+    async def call(self, name: str, arguments_json: str) -> ToolResult:
+        self.arguments.append((name, arguments_json))
+        self.timeline.mark(f"tool.start.{name}")
+        try:
+            await asyncio.sleep(self.delays.get(name, 0.0))
+        except asyncio.CancelledError:
+            self.cancelled.append(name)
+            raise
+        self.timeline.mark(f"tool.end.{name}")
+        result = self.results[name]
+        if isinstance(result, Exception):
+            return ToolResult(False, f"error: {result}", 1.0)
+        return ToolResult(True, result, 1.0)

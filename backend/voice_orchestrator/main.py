@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.metadata import version
 
 from fastapi import FastAPI
@@ -29,10 +29,12 @@ from .pipeline.admission import open_admission
 from .pipeline.rate_limits import build_rate_limiter
 from .pipeline.sessions import open_session_store
 from .pipeline.telemetry import TurnTelemetry
+from .pipeline.tool_loop import ToolPolicy
 from .pipeline.turns import TurnPolicy, Turns
 from .providers.base import Providers
 from .providers.factory import build_providers
 from .settings import Settings
+from .tools import check_tool_support, load_toolbox
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +44,8 @@ EXPOSED_HEADERS = [
     "X-Request-Id", "X-Session-Id", "X-Processing-Time-STT", "X-Processing-Time-LLM",
     "X-Processing-Time-TTS", "X-Processing-Time-Total", "X-Time-To-First-Audio", "Server-Timing",
     "X-Input-Duration", "X-Input-Sample-Rate", "X-Input-Channels", "X-Output-Duration",
-    "X-Output-Sample-Rate", "X-Transcript", "X-Response-Text", "Retry-After",
+    "X-Output-Sample-Rate", "X-Output-Format", "X-Processing-Time-Tools", "X-Transcript",
+    "X-Response-Text", "Retry-After",
     "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset",
 ]  # fmt: skip
 
@@ -58,59 +61,65 @@ def create_app(settings: Settings | None = None, providers: Providers | None = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # First: a wrong store URL should stop start-up before the engines load.
-        sessions = await open_session_store(settings)
-        try:
+        # A tools file the language model cannot use stops start-up before anything loads.
+        check_tool_support(settings)
+        async with AsyncExitStack() as stack:
+            # First: a wrong store URL should stop start-up before the engines load.
+            sessions = await open_session_store(settings)
+            stack.push_async_callback(sessions.aclose)
             slots = await open_admission(settings)
-        except BaseException:
-            await sessions.aclose()
-            raise
-        try:
-            built = (
-                providers
-                if providers is not None
-                else await build_providers(
+            stack.push_async_callback(slots.aclose)
+            if limiter is not None:
+                stack.push_async_callback(limiter.aclose)
+            toolbox = await load_toolbox(settings, on_call=metrics.count_tool_call)
+            if toolbox is not None:
+                stack.push_async_callback(toolbox.aclose)
+            if providers is None:  # injected providers belong to the caller
+                built = await build_providers(
                     settings,
                     on_retry=metrics.count_retry,
                     on_serve=metrics.count_served,
                     on_cut=metrics.count_cut,
                 )
-            )
-        except BaseException:
-            await slots.aclose()
-            await sessions.aclose()
-            raise
-        metrics.watch_slots(slots)
-        outcomes = RecentOutcomes()
-        telemetry = TurnTelemetry(metrics, outcomes)
-        services = Services(
-            settings=settings,
-            providers=built,
-            slots=slots,
-            sessions=sessions,
-            metrics=metrics,
-            health=HealthChecker(
+                stack.push_async_callback(built.aclose)
+            else:
+                built = providers
+            metrics.watch_slots(slots)
+            outcomes = RecentOutcomes()
+            telemetry = TurnTelemetry(metrics, outcomes)
+            health = HealthChecker(
                 built,
                 outcomes,
                 slow_ms=settings.status_slow_ms,
                 timeout_s=settings.status_timeout_s,
                 cache_s=settings.status_cache_s,
-            ),
-            telemetry=telemetry,
-            turns=Turns(built, slots, sessions, telemetry, TurnPolicy.from_settings(settings)),
-        )
-        app.state.services = services
-        logger.info("service ready", extra={"version": VERSION})
-        try:
+            )
+            stack.push_async_callback(health.aclose)
+            turns = Turns(
+                built,
+                slots,
+                sessions,
+                telemetry,
+                TurnPolicy.from_settings(settings),
+                tools=toolbox,
+                tool_policy=ToolPolicy(
+                    max_rounds=settings.max_tool_rounds,
+                    filler=settings.tool_filler,
+                    filler_ms=settings.tool_filler_ms,
+                ),
+            )
+            app.state.services = Services(
+                settings=settings,
+                providers=built,
+                slots=slots,
+                sessions=sessions,
+                metrics=metrics,
+                health=health,
+                telemetry=telemetry,
+                turns=turns,
+            )
+            logger.info("service ready", extra={"version": VERSION})
             yield
-        finally:
-            await services.health.aclose()
-            await services.sessions.aclose()
-            await services.slots.aclose()
-            if limiter is not None:
-                await limiter.aclose()
-            if providers is None:  # injected providers belong to the caller
-                await built.aclose()
 
     app = FastAPI(
         title="voice-orchestrator",

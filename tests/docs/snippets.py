@@ -9,6 +9,7 @@ import shlex
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 from pydantic import BaseModel
 
@@ -107,12 +108,22 @@ def settings_variables() -> set[str]:
         if isinstance(alias, str):
             names.add(alias)
             continue
-        kind = field.annotation
-        if isinstance(kind, type) and issubclass(kind, BaseModel):
-            names.update(f"ORCH_{name.upper()}__{sub.upper()}" for sub in kind.model_fields)
-        else:
-            names.add(f"ORCH_{name.upper()}")
+        names.update(_variables(f"ORCH_{name.upper()}", field.annotation))
     return names
+
+
+def _variables(prefix: str, kind: object) -> set[str]:
+    """``prefix`` itself, or one variable per field of a nested model (optional ones too)."""
+    models = [
+        k for k in (*get_args(kind), kind) if isinstance(k, type) and issubclass(k, BaseModel)
+    ]
+    if not models:
+        return {prefix}
+    return {
+        name
+        for sub, field in models[0].model_fields.items()
+        for name in _variables(f"{prefix}__{sub.upper()}", field.annotation)
+    }
 
 
 def repository_paths(text: str) -> set[str]:

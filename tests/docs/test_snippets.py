@@ -46,7 +46,7 @@ HANG_GUARD_S = 120
 # Phone calls: their settings and error codes exist before the routes that use them; the
 # README documents them with those routes.
 NOT_SERVED_YET = frozenset({"ORCH_TWILIO_AUTH_TOKEN", "ORCH_PUBLIC_URL", "ORCH_TELEPHONY_GREETING"})
-NOT_RAISED_YET = frozenset({"FORBIDDEN", "SESSION_NOT_FOUND"})
+NOT_RAISED_YET = frozenset({"FORBIDDEN"})
 CLI_FORMS = ("voice-orchestrator ", "uv run voice-orchestrator ", "python -m voice_orchestrator ")
 
 

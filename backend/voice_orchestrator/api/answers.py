@@ -53,7 +53,7 @@ def timing_headers(timings: TurnTimings) -> dict[str, str]:
 
     stt, llm, tts, total = (ms(timings.stt_ms), ms(timings.llm_ms), ms(timings.tts_ms),
                             ms(timings.total_ms))  # fmt: skip
-    return {
+    headers = {
         "X-Processing-Time-STT": stt,
         "X-Processing-Time-LLM": llm,
         "X-Processing-Time-TTS": tts,
@@ -61,6 +61,11 @@ def timing_headers(timings: TurnTimings) -> dict[str, str]:
         "X-Time-To-First-Audio": ms(timings.first_audio_ms),
         "Server-Timing": f"stt;dur={stt}, llm;dur={llm}, tts;dur={tts}, total;dur={total}",
     }
+    if timings.tools_ms is not None:
+        tools = ms(timings.tools_ms)
+        headers["X-Processing-Time-Tools"] = tools
+        headers["Server-Timing"] += f", tools;dur={tools}"
+    return headers
 
 
 def _described(headers: dict[str, str], fmt: OutputFormat, rate: int) -> dict[str, str]:
@@ -163,7 +168,9 @@ def streamed(
                     if data := await _encode(encoder.encode, event.audio, fmt=fmt):
                         yield data
                 elif isinstance(event, TurnDone):
-                    await turns.remember(session, event.transcript, event.response_text)
+                    await turns.remember(
+                        session, event.transcript, event.response_text, tools=event.tools
+                    )
             yield await _encode(encoder.finish, fmt=fmt)
         except Exception as e:
             # The status line is gone; the stream ends short and the log says why.

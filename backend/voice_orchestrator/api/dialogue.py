@@ -130,7 +130,7 @@ async def dialogue(
         return Response(status_code=CLIENT_CLOSED_REQUEST)
     finally:
         await exits.aclose()
-    await services.turns.remember(session, done.transcript, done.response_text)
+    await services.turns.remember(session, done.transcript, done.response_text, tools=done.tools)
     if wants_json:
         return await answers.as_json(request, decoded, session, done, audio, fmt)
     return await answers.whole(decoded, session, done, audio, fmt)

@@ -31,6 +31,7 @@ from ..errors import AudioTooShort, OrchestratorError
 from . import dialogue
 from . import events as ev
 from .heard import HeardText
+from .tool_loop import ToolCallStarted
 from .turns import SessionRef, Turns
 from .vad import (
     FRAME_MS,
@@ -421,6 +422,14 @@ class Conversation:
                     playback.put_nowait(event)
                 elif isinstance(event, dialogue.TurnDone):
                     playback.put_nowait(event)
+                elif isinstance(event, ToolCallStarted):
+                    await self._emit(ev.ToolCalled(response.turn_id, event.call_id, event.name))
+                else:
+                    await self._emit(
+                        ev.ToolFinished(
+                            response.turn_id, event.call_id, event.name, event.ok, event.ms
+                        )
+                    )
         finally:
             await events.aclose()
 
@@ -485,7 +494,9 @@ class Conversation:
             )
         )
         if response.remember:
-            await self._turns.remember(self.session, done.transcript, done.response_text)
+            await self._turns.remember(
+                self.session, done.transcript, done.response_text, tools=done.tools
+            )
 
     # -- output ------------------------------------------------------------------------------
 

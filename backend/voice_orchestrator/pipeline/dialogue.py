@@ -15,9 +15,19 @@ from typing import Any
 
 from ..audio import Audio, resample
 from ..errors import OrchestratorError, ProviderFailed, ProviderTimeout, SpeechNotRecognized
-from ..providers.base import ChatMessage, Providers, Transcript
+from ..providers.base import ChatMessage, Providers, ToolCall, ToolChatModel, Transcript
 from .aio import aclose, ms_since
 from .sentences import SentenceChunker
+from .tool_loop import (
+    ToolCallEnded,
+    ToolCallStarted,
+    ToolClock,
+    ToolExchange,
+    ToolPolicy,
+    ToolRunner,
+    round_messages,
+    run_round,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +49,7 @@ class TurnTimings:
     llm_ms: float | None = None
     tts_first_audio_ms: float | None = None
     tts_ms: float | None = None
+    tools_ms: float | None = None
     first_audio_ms: float | None = None
     total_ms: float | None = None
 
@@ -76,9 +87,10 @@ class TurnDone:
     response_text: str
     sample_rate: int
     timings: TurnTimings
+    tools: tuple[ToolExchange, ...] = ()
 
 
-TurnEvent = TranscriptReady | TextDelta | AudioChunk | TurnDone
+TurnEvent = TranscriptReady | TextDelta | AudioChunk | ToolCallStarted | ToolCallEnded | TurnDone
 
 
 @dataclass(slots=True)
@@ -123,6 +135,11 @@ class DialogueTurn:
     max_transcript_chars: int | None = None
     # Speak the first clause of a long first sentence without waiting for its end.
     first_clause_min_words: int | None = None
+    # Tools the model may call (an LLM that can call them: checked at start-up).
+    tools: ToolRunner | None = None
+    tool_policy: ToolPolicy = field(default_factory=ToolPolicy)
+    tools_used: list[ToolExchange] = field(default_factory=list)
+    _round_start: int = field(default=0, init=False)
     _output_s: float = field(default=0.0, init=False)
     _cut: bool = field(default=False, init=False)
 
@@ -155,7 +172,8 @@ class DialogueTurn:
             self.timings.total_ms = ms_since(self.started_at)
             # Cut short (ORCH_MAX_OUTPUT_S): the answer is what was spoken.
             text = " ".join(spoken) if self._cut else "".join(reply).strip()
-            out.put_nowait(TurnDone(transcript.text, text, rate[0], self.timings))
+            exchanges = tuple(self.tools_used)
+            out.put_nowait(TurnDone(transcript.text, text, rate[0], self.timings, exchanges))
             out.put_nowait(None)
         except Exception as e:  # handed to the consumer, which raises it
             out.put_nowait(_first_error(e))
@@ -201,26 +219,73 @@ class DialogueTurn:
     ) -> None:
         start = time.perf_counter()
         chunker = SentenceChunker(first_clause_min_words=self.first_clause_min_words)
-        stream = self.providers.llm.stream(messages)
+        messages = list(messages)
+        clock = ToolClock()
+        rounds = 0
         try:
-            async with asyncio.timeout(self.timeouts.llm_s):
-                async for delta in stream:
-                    if self.timings.llm_first_token_ms is None:
-                        self.timings.llm_first_token_ms = ms_since(start)
-                    reply.append(delta)
-                    out.put_nowait(TextDelta(delta))
-                    for sentence in chunker.push(delta):
-                        sentences.put_nowait(sentence)
-        except TimeoutError as e:
-            raise ProviderTimeout("llm", "The llm service did not finish in time.") from e
+            while True:
+                calls = await self._generate_round(messages, rounds, chunker, sentences, out, reply)
+                if not calls or self.tools is None:
+                    break
+                rounds += 1
+                # What the model said before its calls is spoken now, not after them.
+                for sentence in chunker.flush():
+                    sentences.put_nowait(sentence)
+                said = "".join(reply[self._round_start :])
+                with clock:
+                    exchanges = await run_round(
+                        self.tools, self.tool_policy, calls, out.put_nowait, sentences.put_nowait
+                    )
+                self.tools_used.extend(exchanges)
+                messages.extend(round_messages(said, exchanges))
+                self._round_start = len(reply)
         finally:
-            await aclose(stream)
-            self.timings.llm_ms = ms_since(start)
+            self.timings.llm_ms = ms_since(start) - clock.ms
+            if self.tools_used or clock.ms:
+                self.timings.tools_ms = clock.ms
         for sentence in chunker.flush():
             sentences.put_nowait(sentence)
         sentences.put_nowait(None)
         if not "".join(reply).strip():
             raise ProviderFailed("llm", "The llm service returned an empty reply.")
+
+    async def _generate_round(
+        self,
+        messages: Sequence[ChatMessage],
+        rounds: int,
+        chunker: SentenceChunker,
+        sentences: asyncio.Queue[str | None],
+        out: asyncio.Queue[TurnEvent | Exception | None],
+        reply: list[str],
+    ) -> list[ToolCall]:
+        """One reply of the model: its text goes out as it comes; returns the tool calls it
+        asked for (none once the rounds are used up: the last round offers no tools)."""
+        start = time.perf_counter()
+        llm = self.providers.llm
+        calls: list[ToolCall] = []
+        stream: AsyncIterator[str | ToolCall]
+        if self.tools is not None and rounds < self.tool_policy.max_rounds:
+            with_tools: ToolChatModel = llm  # type: ignore[assignment]  # checked at start-up
+            stream = with_tools.stream_with_tools(messages, self.tools.definitions())
+        else:
+            stream = llm.stream(messages)
+        try:
+            async with asyncio.timeout(self.timeouts.llm_s):
+                async for item in stream:
+                    if isinstance(item, ToolCall):
+                        calls.append(item)
+                        continue
+                    if self.timings.llm_first_token_ms is None:
+                        self.timings.llm_first_token_ms = ms_since(start)
+                    reply.append(item)
+                    out.put_nowait(TextDelta(item))
+                    for sentence in chunker.push(item):
+                        sentences.put_nowait(sentence)
+        except TimeoutError as e:
+            raise ProviderTimeout("llm", "The llm service did not finish in time.") from e
+        finally:
+            await aclose(stream)
+        return calls
 
     async def _speak(
         self,

@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 from ..errors import SessionStoreUnavailable
 from ..providers.base import ChatMessage
 from ..settings import Settings
+from .tool_loop import ToolExchange, round_messages
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ class Turn:
     assistant: str
     interrupted: bool = False
     at: float = field(default_factory=time.time, compare=False)  # Unix time it was stored
+    # The tool calls the answer was built on, so that a follow-up question can use them.
+    tools: tuple[ToolExchange, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +186,7 @@ class RedisSessionStore:
                 "assistant": turn.assistant,
                 "interrupted": turn.interrupted,
                 "at": turn.at,
+                "tools": [[t.call_id, t.name, t.arguments, t.result] for t in turn.tools],
             },
             ensure_ascii=False,
         )
@@ -242,6 +246,7 @@ def _turn(item: str | bytes) -> Turn:
         str(data["assistant"]),
         bool(data.get("interrupted", False)),
         float(data.get("at", 0.0)),
+        tuple(ToolExchange(*map(str, item)) for item in data.get("tools", [])),
     )
 
 
@@ -287,6 +292,8 @@ def build_context(
         turns = kept[::-1]
     for turn in turns:
         messages.append(ChatMessage("user", turn.user))
+        if turn.tools:
+            messages.extend(round_messages("", turn.tools))
         if turn.assistant:  # empty when the user interrupted before any of the reply was heard
             messages.append(ChatMessage("assistant", turn.assistant))
     return messages

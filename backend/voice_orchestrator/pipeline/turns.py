@@ -33,6 +33,7 @@ from .redaction import redact
 from .sentences import SentenceChunker
 from .sessions import SessionStore, Turn, build_context, store_key
 from .telemetry import TurnTelemetry
+from .tool_loop import ToolExchange, ToolPolicy, ToolRunner
 
 # Where a reply may be cut for redaction: after a sentence's end, which no run of digits
 # (written or spoken, with spaces or dashes between) can span.
@@ -88,8 +89,12 @@ class Turns:
         sessions: SessionStore,
         telemetry: TurnTelemetry,
         policy: TurnPolicy,
+        tools: ToolRunner | None = None,
+        tool_policy: ToolPolicy | None = None,
     ) -> None:
         self.providers = providers
+        self.tools = tools
+        self.tool_policy = tool_policy or ToolPolicy()
         self.slots = slots
         self.sessions = sessions
         self.policy = policy
@@ -136,6 +141,8 @@ class Turns:
                 text=text,
                 max_transcript_chars=policy.max_transcript_chars,
                 first_clause_min_words=policy.first_clause_min_words,
+                tools=self.tools,
+                tool_policy=self.tool_policy,
             )
             events = self._telemetry.observe(turn)
             held = ""  # reply text not yet released (redaction waits for a sentence's end)
@@ -157,6 +164,10 @@ class Turns:
                             event,
                             transcript=redact(event.transcript),
                             response_text=redact(event.response_text),
+                            tools=tuple(
+                                replace(t, arguments=redact(t.arguments), result=redact(t.result))
+                                for t in event.tools
+                            ),
                         )
                     elif isinstance(event, TranscriptReady):
                         yield replace(event, text=redact(event.text))
@@ -199,12 +210,18 @@ class Turns:
         yield TurnDone("", text, rate, timings)
 
     async def remember(
-        self, session: SessionRef | None, transcript: str, reply: str, *, interrupted: bool = False
+        self,
+        session: SessionRef | None,
+        transcript: str,
+        reply: str,
+        *,
+        interrupted: bool = False,
+        tools: tuple[ToolExchange, ...] = (),
     ) -> None:
         """Stores a finished turn as the listener had it (redacted when redaction is on)."""
         if session is None:
             return
-        turn = Turn(self.redact(transcript), self.redact(reply), interrupted, time.time())
+        turn = Turn(self.redact(transcript), self.redact(reply), interrupted, time.time(), tools)
         await self.sessions.append(session.key, turn)
 
 
