@@ -103,21 +103,27 @@ async def run(argv: list[str], cwd: Path) -> tuple[int, str]:
     return process.returncode, output.decode(errors="replace")
 
 
-CURL_EXAMPLES = [c for c in shell_commands() if runnable(c[1])]
+CURL_BLOCKS = [
+    (block.where, cmds)
+    for block in all_blocks()
+    if block.lang in SHELL and (cmds := [c for c in commands(block.text) if runnable(c)])
+]
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 @pytest.mark.parametrize(
-    ("where", "command"), CURL_EXAMPLES, ids=[f"{w}#{i}" for i, (w, _) in enumerate(CURL_EXAMPLES)]
+    ("where", "block"), CURL_BLOCKS, ids=[f"{w}#{i}" for i, (w, _) in enumerate(CURL_BLOCKS)]
 )
-async def test_curl_examples_run(where: str, command: str, workdir: Path) -> None:
-    assert LOCAL.search(command), f"{where}: a curl example that is not for the local service"
+async def test_curl_examples_run(where: str, block: list[str], workdir: Path) -> None:
+    """The curl commands of one block run in order against one server, as a reader would."""
     async with serve(create_app(make_settings(), fake_providers())) as server:
         local = server.url.removeprefix("http://")
-        code, output = await run(
-            ["bash", "-o", "pipefail", "-c", LOCAL.sub(local, command)], workdir
-        )
-    assert code == 0, f"{where}: `{command}` exited with {code}:\n{output}"
+        for command in block:
+            assert LOCAL.search(command), f"{where}: a curl example not for the local service"
+            code, output = await run(
+                ["bash", "-o", "pipefail", "-c", LOCAL.sub(local, command)], workdir
+            )
+            assert code == 0, f"{where}: `{command}` exited with {code}:\n{output}"
     for name in written(workdir):
         ignored, _ = await run(["git", "check-ignore", "--no-index", "-q", name], REPO)
         assert ignored == 0, f"{where} writes {name}, which git would pick up"

@@ -163,6 +163,16 @@ def test_the_embedded_model_with_tools_is_a_start_up_error() -> None:
     )
 
 
+def test_tools_with_a_fallback_model_are_a_start_up_error() -> None:
+    llm = {
+        "provider": "openai",
+        "base_url": "http://h/v1",
+        "fallback": {"provider": "openai", "base_url": "http://other/v1"},
+    }
+    with pytest.raises(ToolConfigError, match="ORCH_LLM__FALLBACK__PROVIDER"):
+        check_tool_support(make_settings(tools_file="tools.yaml", llm=llm))
+
+
 def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     defaults = make_settings()
     assert (defaults.tools_file, defaults.max_tool_rounds, defaults.tool_filler_ms) == (

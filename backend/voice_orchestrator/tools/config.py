@@ -178,3 +178,8 @@ def check_tool_support(settings: Settings) -> None:
             "tools; use ORCH_LLM__PROVIDER=openai with a model that supports tool calls, or "
             "unset ORCH_TOOLS_FILE"
         )
+    if settings.tools_file and settings.llm.fallback is not None:
+        raise ToolConfigError(
+            "ORCH_TOOLS_FILE is set together with ORCH_LLM__FALLBACK__PROVIDER; tool calls are "
+            "not offered through a fallback model: unset one of them"
+        )
