@@ -73,7 +73,7 @@ def app() -> FastAPI:
     """Entry point for ``uvicorn --factory``."""
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)
-    return create_app(settings, instant_providers())
+    return create_app(settings, instant_providers(), drain_on_sigterm=True)
 
 
 def main() -> None:

@@ -118,6 +118,14 @@ class RateLimited(OrchestratorError):
     retryable = True
 
 
+class Draining(OrchestratorError):
+    """The instance is shutting down; the client should go to another one."""
+
+    code = "SERVICE_DRAINING"
+    stage = "admission"
+    retryable = True
+
+
 class SpeechNotRecognized(OrchestratorError):
     code = "SPEECH_RECOGNITION_FAILED"
     stage = "stt"

@@ -14,7 +14,7 @@ from .api import errors
 from .api.deps import Services
 from .api.dialogue import router as dialogue_router
 from .api.headers import HeadAsGet, SecurityHeaders
-from .api.middleware import ApiKeyAuth, BodyLimit, RequestContext
+from .api.middleware import ApiKeyAuth, BodyLimit, DrainGuard, RequestContext
 from .api.page import STATIC_PATH, static_files
 from .api.page import router as page_router
 from .api.ratelimit import RateLimit
@@ -22,6 +22,7 @@ from .api.realtime import router as realtime_router
 from .api.request_metrics import RequestMetrics
 from .api.sessions import router as sessions_router
 from .api.status import router as status_router
+from .drain import Drain, SigtermDrain
 from .health import HealthChecker, RecentOutcomes
 from .metrics import Metrics
 from .observability import configure_logging
@@ -50,10 +51,17 @@ EXPOSED_HEADERS = [
 ]  # fmt: skip
 
 
-def create_app(settings: Settings | None = None, providers: Providers | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    providers: Providers | None = None,
+    *,
+    drain_on_sigterm: bool = False,
+) -> FastAPI:
     """Builds the app. Tests pass ``settings`` and in-process ``providers``; otherwise settings
-    come from the environment and providers are built (engines loaded) in the lifespan."""
+    come from the environment and providers are built (engines loaded) in the lifespan. With
+    ``drain_on_sigterm`` (the served app), SIGTERM drains before the server shuts down."""
     settings = settings if settings is not None else Settings()
+    drain = Drain(settings.drain_timeout_s)
     # Built here, not in the lifespan, because the request middleware needs it.
     metrics = Metrics()
     # Also here: the rate-limit middleware needs it. A Redis client connects on first use.
@@ -117,7 +125,12 @@ def create_app(settings: Settings | None = None, providers: Providers | None = N
                 health=health,
                 telemetry=telemetry,
                 turns=turns,
+                drain=drain,
             )
+            if drain_on_sigterm:
+                sigterm = SigtermDrain(drain)
+                sigterm.install()
+                stack.push_async_callback(sigterm.aclose)
             logger.info("service ready", extra={"version": VERSION})
             yield
 
@@ -142,6 +155,7 @@ def create_app(settings: Settings | None = None, providers: Providers | None = N
         app.add_middleware(RateLimit, limiter=limiter)
     keys = [key.get_secret_value().encode() for key in settings.api_keys]
     app.add_middleware(ApiKeyAuth, keys=keys)
+    app.add_middleware(DrainGuard, drain=drain)
     app.add_middleware(RequestContext)
     if settings.cors_origins:
         app.add_middleware(
@@ -161,4 +175,4 @@ def app_from_env() -> FastAPI:
     """Entry point for ``uvicorn --factory``: settings and logging from the environment."""
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)
-    return create_app(settings)
+    return create_app(settings, drain_on_sigterm=True)

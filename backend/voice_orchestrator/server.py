@@ -257,6 +257,8 @@ def server_config(
         # The WebSocket carries raw PCM, which deflate shrinks by under a fifth while tripling
         # the server's CPU per frame (``python -m bench.ws_deflate``).
         ws_per_message_deflate=False,
+        # The app drains first (ORCH_DRAIN_TIMEOUT_S); what is left after it gets this long.
+        timeout_graceful_shutdown=5,
         log_config=None,
     )
 

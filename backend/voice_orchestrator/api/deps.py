@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
+from ..drain import Drain
 from ..health import HealthChecker
 from ..metrics import Metrics
 from ..pipeline.admission import Admission
@@ -31,6 +32,7 @@ class Services:
     health: HealthChecker
     telemetry: TurnTelemetry
     turns: Turns
+    drain: Drain
     open_sockets: int = 0  # sockets of every route, against ORCH_MAX_SESSIONS
     sockets_by_owner: dict[str, int] = field(default_factory=dict)
 

@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: request ids and the last-resort error handler, and the upload cap."""
+"""Pure ASGI middleware: request ids and the last-resort error handler, the upload cap, API
+keys and the drain guard."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import OrchestratorError, PayloadTooLarge, RequestTimeout, Unauthorized
+from ..drain import Drain
+from ..errors import Draining, OrchestratorError, PayloadTooLarge, RequestTimeout, Unauthorized
 from ..observability import request_id_var, session_id_var
 from .errors import from_exception, internal_error
 
@@ -165,3 +167,35 @@ def presented_key(scope: Scope) -> bytes | None:
             if name == "api_key" and value:
                 return value.encode("utf-8")
     return None
+
+
+class DrainGuard:
+    """While the instance drains, new ``/api`` requests get 503 SERVICE_DRAINING and new sockets
+    are closed with 1012 (service restart: reconnect elsewhere); the ones under way are held,
+    so the drain waits for them."""
+
+    def __init__(self, app: ASGIApp, drain: Drain) -> None:
+        self.app = app
+        self.drain = drain
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or not str(scope.get("path", "")).startswith(
+            ("/api/", "/v1/")
+        ):
+            await self.app(scope, receive, send)
+            return
+        if self.drain.draining:
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.accept"})
+                await send({"type": "websocket.close", "code": 1012, "reason": "draining"})
+                return
+            error = Draining(
+                "This instance is shutting down; retry, another one will answer.",
+                retry_after_s=1,
+            )
+            response = from_exception(error)
+            response.headers["Connection"] = "close"
+            await response(scope, receive, send)
+            return
+        with self.drain.hold():
+            await self.app(scope, receive, send)

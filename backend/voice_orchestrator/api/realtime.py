@@ -48,7 +48,7 @@ from .schemas import (
     ToolResultEvent,
     TranscriptFinalEvent,
 )
-from .sockets import ListenerGone, receive, socket_slot
+from .sockets import ListenerGone, closed_when_drained, receive, socket_slot
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -72,7 +72,9 @@ async def realtime(websocket: WebSocket) -> None:
             await websocket.send_text(error_event(e).model_dump_json(exclude_none=True))
             await websocket.close(CLOSE_TRY_AGAIN_LATER)
             return
-        await _Session(websocket, services, owner).run()
+        session = _Session(websocket, services, owner)
+        async with closed_when_drained(websocket, services.drain, session.finished):
+            await session.run()
 
 
 def error_event(error: OrchestratorError, turn_id: str | None = None) -> ErrorEvent:
@@ -127,6 +129,11 @@ class _Session:
         self._owner = owner
         self._conversation: Conversation | None = None
         self._send_lock = asyncio.Lock()
+
+    async def finished(self) -> None:
+        """Waits until no answer is under way."""
+        if self._conversation is not None:
+            await self._conversation.wait_idle()
 
     async def run(self) -> None:
         settings = self._services.settings

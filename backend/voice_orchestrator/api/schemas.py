@@ -99,6 +99,10 @@ class Liveness(BaseModel):
     status: Literal["ok"]
 
 
+class Readiness(BaseModel):
+    status: Literal["ready", "draining"]
+
+
 # WebSocket messages from the client (JSON text frames), told apart by "type".
 class SessionStart(BaseModel):
     type: Literal["session.start"]

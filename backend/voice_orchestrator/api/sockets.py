@@ -4,14 +4,16 @@ receive loop's message shape. Transports hold protocol logic only."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
 
 from fastapi import WebSocket
 from starlette.types import Message
 
+from ..drain import Drain
 from ..errors import IdleTimeout, Overloaded
 from .deps import Services
+from .errors import CLOSE_SERVICE_RESTART
 
 
 class ListenerGone(Exception):
@@ -55,3 +57,24 @@ async def receive(websocket: WebSocket, idle_timeout_s: float) -> Message:
         raise IdleTimeout(
             f"Nothing was received for {idle_timeout_s:g} s; the session is closed."
         ) from None
+
+
+@asynccontextmanager
+async def closed_when_drained(
+    websocket: WebSocket, drain: Drain, finished: Callable[[], Awaitable[None]]
+) -> AsyncIterator[None]:
+    """When the instance drains, the socket first finishes its answer (``finished``), then
+    closes with 1012 so that its client reconnects elsewhere and resumes the session."""
+
+    async def watch() -> None:
+        await drain.started.wait()
+        await finished()
+        with suppress(Exception):  # the client may be gone already
+            await websocket.close(CLOSE_SERVICE_RESTART)
+
+    task = asyncio.create_task(watch())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.wait({task})

@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse, Response
 from ..health import ServiceStatus
 from ..metrics import CONTENT_TYPE
 from .deps import ServicesDep
-from .schemas import Concurrency, Liveness, ServiceHealth, StageServices, StatusResponse
+from .schemas import Concurrency, Liveness, Readiness, ServiceHealth, StageServices, StatusResponse
 
 router = APIRouter()
 
@@ -70,3 +70,17 @@ async def health() -> Liveness:
 )
 async def metrics(services: ServicesDep) -> Response:
     return Response(services.metrics.render(), media_type=CONTENT_TYPE)
+
+
+@router.get(
+    "/ready",
+    summary="Readiness: 200 while serving, 503 while draining",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "Draining: send no new work"}},
+)
+async def ready(request: Request) -> JSONResponse:
+    """For load balancers and orchestrators; ``/health`` stays the liveness probe."""
+    services = getattr(request.app.state, "services", None)
+    if services is None or services.drain.draining:
+        return JSONResponse(Readiness(status="draining").model_dump(), status_code=503)
+    return JSONResponse(Readiness(status="ready").model_dump())
