@@ -82,7 +82,9 @@ async def test_talk_upload_and_status_in_a_real_browser(server: LiveServer, tmp_
             page.on("pageerror", lambda error: errors.append(str(error)))
 
             # Status: each stage's health.
-            await page.wait_for_function("document.querySelectorAll('#services tr').length === 3")
+            await page.wait_for_function(
+                "() => document.querySelectorAll('#services tr').length === 3"
+            )
             assert await page.locator("#overall").text_content() == "healthy"
 
             # Upload: a recording sent to the REST endpoint, answer and waterfall shown.
@@ -100,16 +102,29 @@ async def test_talk_upload_and_status_in_a_real_browser(server: LiveServer, tmp_
             await page.wait_for_selector("#transcript li.user", timeout=20_000)
             said = await page.locator("#transcript li.user").first.text_content()
             assert "capital" in (said or "")
-            await page.wait_for_function("window.voDebug.scheduledBuffers > 0", timeout=20_000)
             await page.wait_for_function(
-                "window.voDebug.events.includes('response.interrupted')", timeout=30_000
+                "() => window.voDebug.scheduledBuffers > 0", timeout=20_000
             )
-            await page.wait_for_function("window.voDebug.stoppedBuffers > 0", timeout=5_000)
+            await page.wait_for_function(
+                "() => window.voDebug.events.includes('response.interrupted')", timeout=30_000
+            )
+            await page.wait_for_function("() => window.voDebug.stoppedBuffers > 0", timeout=5_000)
             await page.wait_for_selector("#transcript .cut", timeout=5_000)
             await page.wait_for_selector("#talk-waterfall .bar", timeout=10_000)
             session_id = await page.locator("#session-id").text_content()
             assert session_id
-            assert len(session_id) == 32
+            assert len(session_id) >= 22  # 128 random bits
+            # The barge-in paused the playback at the voice's onset before it cut the answer.
+            assert await page.evaluate("() => window.voDebug.pauses") >= 1
+            # Chromium plays Opus, so the upload asked for it.
+            assert await page.evaluate("() => window.voDebug.uploadFormat") == "opus"
+            # "Forget this conversation" erases the history on the server.
+            sessions = server.app.state.services.sessions
+            assert await sessions.info(session_id) is not None
+            await page.click("#forget")
+            await page.wait_for_function("() => window.voDebug.forgotten !== undefined")
+            assert await sessions.info(session_id) is None
+            assert await page.locator("#transcript li").count() == 0
             await page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
             assert not errors
         finally:

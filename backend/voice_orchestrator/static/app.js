@@ -14,7 +14,7 @@ const BARS = [
 ];
 
 // Test hooks: counters a browser test (or a curious person) can read.
-const debug = { scheduledBuffers: 0, stoppedBuffers: 0, events: [], turns: [] };
+const debug = { scheduledBuffers: 0, stoppedBuffers: 0, pauses: 0, resumes: 0, marks: 0, events: [], turns: [] };
 window.voDebug = debug;
 
 // -- API key -----------------------------------------------------------------------------
@@ -83,16 +83,28 @@ function drawWaterfall(container, timings, title) {
   while (container.children.length > 4) container.lastChild.remove();
 }
 
-// -- playback: one AudioContext, buffers scheduled back to back -----------------------------
+// -- playback: its own AudioContext (paused on a possible barge-in while the microphone goes
+// on), buffers scheduled back to back; what was played is reported as playback marks --------
 
 let audioContext = null;
 const context = () => (audioContext ||= new AudioContext());
+let playbackContext = null;
+const playback = () => (playbackContext ||= new AudioContext());
 const playing = new Set();
 let playhead = 0;
 let outputRate = 22050;
+let currentTurn = null;
+let playedMs = 0;
+let lastMarkAt = 0;
+
+function reportPlayed() {
+  if (!currentTurn || !socket || socket.readyState !== WebSocket.OPEN) return;
+  socket.send(JSON.stringify({ type: "playback.mark", turn_id: currentTurn, played_ms: Math.round(playedMs) }));
+  debug.marks += 1;
+}
 
 function schedulePcm(data) {
-  const ctx = context();
+  const ctx = playback();
   const samples = new Int16Array(data);
   if (!samples.length) return;
   const buffer = ctx.createBuffer(1, samples.length, outputRate);
@@ -105,8 +117,23 @@ function schedulePcm(data) {
   source.start(playhead);
   playhead += buffer.duration;
   playing.add(source);
-  source.onended = () => playing.delete(source);
+  const turn = currentTurn;
+  source.onended = () => {
+    if (!playing.delete(source) || turn !== currentTurn) return;
+    playedMs += buffer.duration * 1000;
+    if (performance.now() - lastMarkAt > 200) { lastMarkAt = performance.now(); reportPlayed(); }
+  };
   debug.scheduledBuffers += 1;
+}
+
+function pausePlayback() {
+  if (playbackContext && playbackContext.state === "running") playbackContext.suspend();
+  debug.pauses += 1;
+}
+
+function resumePlayback() {
+  if (playbackContext && playbackContext.state === "suspended") playbackContext.resume();
+  debug.resumes += 1;
 }
 
 function stopPlayback() {
@@ -116,6 +143,7 @@ function stopPlayback() {
   }
   playing.clear();
   playhead = 0;
+  if (playbackContext && playbackContext.state === "suspended") playbackContext.resume();
 }
 
 // -- talk: microphone -> worklet -> WebSocket -> events and audio ---------------------------
@@ -151,8 +179,12 @@ function onEvent(event) {
     case "response.text.delta": assistantBubble(event.turn_id).textContent += event.text; break;
     case "response.audio.start":
       outputRate = event.sample_rate;
+      currentTurn = event.turn_id;
+      playedMs = 0;
       $("talk-state").textContent = "speaking";
       break;
+    case "response.audio.paused": pausePlayback(); break;
+    case "response.audio.resumed": resumePlayback(); break;
     case "response.interrupted": stopPlayback(); break;
     case "response.done": {
       const li = assistantBubble(event.turn_id);
@@ -176,6 +208,7 @@ function onEvent(event) {
 async function startTalking() {
   const ctx = context();
   await ctx.resume();
+  await playback().resume();
   const stream = await navigator.mediaDevices.getUserMedia({
     audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 },
   });
@@ -244,6 +277,9 @@ async function upload(blob, name) {
   form.append("audio", blob, name);
   const sessionId = sessionStorage.getItem("vo-session");
   if (sessionId) form.append("session_id", sessionId);
+  // Opus is a fifteenth of the WAV's size; ask for it where this browser can play it.
+  const opus = new Audio().canPlayType('audio/ogg; codecs="opus"') !== "";
+  form.append("response_format", opus ? "opus" : "wav");
   let response;
   try {
     response = await fetch("/api/orchestrator/dialogue", {
@@ -259,7 +295,9 @@ async function upload(blob, name) {
   $("upload-transcript").textContent = body.transcript;
   $("upload-answer").textContent = body.response_text;
   const player = $("upload-audio");
-  player.src = `data:audio/wav;base64,${body.audio.data_base64}`;
+  const type = body.audio.format === "opus" ? "audio/ogg" : "audio/wav";
+  player.src = `data:${type};base64,${body.audio.data_base64}`;
+  debug.uploadFormat = body.audio.format;
   player.play().catch(() => { /* autoplay may be refused; the controls remain */ });
   drawWaterfall($("upload-waterfall"), body.timings_ms, name);
 }
@@ -333,3 +371,19 @@ async function refreshStatus() {
 
 refreshStatus();
 setInterval(refreshStatus, 5000);
+
+// -- forget: erase this conversation's history on the server -------------------------------
+
+$("forget").addEventListener("click", async () => {
+  const sessionId = sessionStorage.getItem("vo-session");
+  if (!sessionId) { showError("There is no conversation to forget yet."); return; }
+  const response = await fetch(`/api/orchestrator/sessions/${encodeURIComponent(sessionId)}`, {
+    method: "DELETE", headers: authHeaders(),
+  });
+  if (!response.ok && response.status !== 404) { showError(await errorText(response)); return; }
+  sessionStorage.removeItem("vo-session");
+  $("session-id").textContent = "–";
+  $("transcript").replaceChildren();
+  bubbles.clear();
+  debug.forgotten = sessionId;
+});
