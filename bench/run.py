@@ -256,6 +256,7 @@ async def run(quick: bool) -> list[dict[str, Any]]:
         ),
         await realtime.ws_first_audio(1 if quick else 5, scripted, LIMIT_MS),
         await realtime.barge_in(1 if quick else 5),
+        await realtime.false_alarm(1 if quick else 5),
         await engines.adapter_cost(20 if quick else 300),
         encoding.encoding(1 if quick else 20),
     ]

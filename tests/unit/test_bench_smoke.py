@@ -28,6 +28,11 @@ async def test_realtime_figures_are_well_formed() -> None:
     # The interruption is seen after the speech started, and no frame follows the event.
     assert barge["voiced_to_interrupted_event_ms"] > 0
     assert barge["voiced_to_last_audio_frame_ms"] <= barge["voiced_to_interrupted_event_ms"]
+    # The audio paused at the onset, before the speech was confirmed.
+    assert barge["voiced_to_paused_event_ms"] < barge["voiced_to_interrupted_event_ms"]
+    cough = await realtime.false_alarm(1)
+    assert cough["answers_completed"] == 1
+    assert cough["paused_for_ms"] is not None
 
 
 async def test_process_figures_are_well_formed() -> None:
