@@ -23,7 +23,7 @@ import httpx
 from tests.e2e.conftest import serve
 from tests.fakes import FakeLLM, FakeSTT, FakeTTS, fake_providers, make_wav, tone
 
-from bench import encoding, engines, load, memory, realtime, tts_stream
+from bench import conversations, encoding, engines, load, memory, realtime, tts_stream
 from bench.upstream import Latency, service_process, upstream_process
 from voice_orchestrator.main import create_app
 from voice_orchestrator.pipeline.dialogue import DialogueTurn
@@ -266,6 +266,11 @@ async def run(quick: bool) -> list[dict[str, Any]]:
             for concurrency in (5, 20):
                 results.append(await load.throughput(concurrency, seconds, workers, providers))
     results.append(await memory.memory(500 if quick else 10_000))
+    results.append(
+        await conversations.conversations_per_process(
+            (5,) if quick else (25, 50, 100, 200, 400, 800)
+        )
+    )
     results.append(await engines.engines(1 if quick else 3))
     return results
 

@@ -75,3 +75,13 @@ async def test_profile_samples_the_service() -> None:
     figure = await profile.profile("instant", 1.0, concurrency=2)
     assert figure["samples"] > 0
     assert figure["self_share_by_package"].get("voice_orchestrator", 0) > 0
+
+
+async def test_conversations_per_process_figure_is_well_formed() -> None:
+    from bench import conversations
+
+    figure = await conversations.conversations_per_process((3,), 2.0)
+    step = figure["steps"][0]
+    assert step["conversations"] == 3
+    assert step["frames"] > 0  # answers were played to every listener
+    assert step["late_p99_ms"] >= 0
