@@ -33,6 +33,7 @@ from ..telephony_messages import (
 from .calls import Sender, call_options, text_messages
 from .deps import Services
 from .errors import CLOSE_TRY_AGAIN_LATER
+from .origins import refuse_foreign_origin
 from .sockets import ListenerGone, socket_slot
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ CLOSE_UNSUPPORTED_DATA = 1003  # RFC 6455: a stream format this service does not
 
 @router.websocket(ACS_STREAM_PATH)
 async def acs_stream(websocket: WebSocket) -> None:
+    if await refuse_foreign_origin(websocket):
+        return
     services: Services = websocket.app.state.services
     await websocket.accept()
     sender = Sender(websocket)

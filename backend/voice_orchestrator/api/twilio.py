@@ -23,9 +23,9 @@ from starlette.websockets import WebSocketDisconnect
 from ..errors import Forbidden, InvalidRequest, Overloaded
 from ..g711 import ulaw_decode, ulaw_encode
 from ..observability import session_id_var
+from ..patterns import SESSION_ID
 from ..pipeline import events as ev
 from ..pipeline.conversation import Conversation
-from ..pipeline.sessions import SESSION_ID
 from ..pipeline.turns import SessionRef
 from ..telephony import (
     CALL_TOKEN_TTL_S,
@@ -55,6 +55,7 @@ from ..telephony_messages import (
 from .calls import Sender, call_options, text_messages
 from .deps import Services, ServicesDep
 from .errors import CLOSE_NORMAL, CLOSE_POLICY_VIOLATION, CLOSE_TRY_AGAIN_LATER
+from .origins import refuse_foreign_origin
 from .schemas import ErrorBody
 from .sockets import ListenerGone, socket_slot
 
@@ -123,6 +124,8 @@ async def twilio_voice(request: Request, services: ServicesDep) -> Response:
 
 @router.websocket(TWILIO_STREAM_PATH)
 async def twilio_stream(websocket: WebSocket) -> None:
+    if await refuse_foreign_origin(websocket):
+        return
     services: Services = websocket.app.state.services
     await websocket.accept()
     await _TwilioCall(websocket, services).run()
@@ -192,16 +195,19 @@ class _TwilioCall:
         )
         self._conversation = conversation
         logger.info("phone call started", extra={"provider": "twilio"})
+        stopped = False
         try:
             if settings.telephony_greeting:
                 await conversation.say(settings.telephony_greeting)
             async for text in messages:
                 if not await self._on_message(conversation, text):
-                    await self._sender.close(CLOSE_NORMAL)
-                    return
+                    stopped = True
+                    break
         finally:
             await conversation.close()
             logger.info("phone call ended", extra={"turns": conversation.turns})
+        if stopped:  # every piece of work of the call is over before the socket closes
+            await self._sender.close(CLOSE_NORMAL)
 
     async def _on_message(self, conversation: Conversation, text: str) -> bool:
         """Handles one message of the call; False once the call is over."""
