@@ -85,7 +85,9 @@ async def test_with_an_auth_token_only_signed_webhooks_are_answered(
     assert valid.parameters["session_id"] == call.call_sid
 
 
-@pytest.mark.parametrize("case", ["missing", "other call", "garbage", "media first"])
+@pytest.mark.parametrize(
+    "case", ["missing", "other call", "garbage", "media first", "connected twice"]
+)
 async def test_a_stream_without_a_valid_token_is_closed_before_any_audio(
     live_server: ServerFactory, case: str
 ) -> None:
@@ -97,16 +99,49 @@ async def test_a_stream_without_a_valid_token_is_closed_before_any_audio(
             "other call": other.parameters,
             "garbage": {"session_id": call.call_sid, "token": "123.abc"},
             "media first": {},
+            "connected twice": {},
         }[case]
         async with stream(server, TWILIO_PATH) as phone:
             await phone.send(call.connected())
             if case == "media first":
                 await phone.send(call.media(CALLER_SPEECH[0]))
+            elif case == "connected twice":
+                await phone.send(call.connected())
             else:
                 await phone.send(call.start(parameters))
             assert await phone.closed_code() == 1008
         assert phone.received == []
         await eventually(lambda: all_released(server))
+
+
+async def test_a_call_over_the_socket_limit_is_closed_with_1013(
+    live_server: ServerFactory,
+) -> None:
+    async with live_server(max_sessions=1, telephony_greeting="") as server:
+        async with twilio_call(server), twilio_call(server) as second:
+            assert await second.closed_code() == 1013
+            assert second.received == []
+        await eventually(lambda: all_released(server))
+
+
+async def test_a_silent_stream_is_closed_as_idle(live_server: ServerFactory) -> None:
+    async with (
+        live_server(ws_idle_timeout_s=0.5, telephony_greeting="") as server,
+        twilio_call(server) as phone,
+    ):
+        assert await phone.closed_code() == 1001
+        await eventually(lambda: all_released(server))
+
+
+async def test_a_page_of_another_site_cannot_open_a_phone_stream(
+    live_server: ServerFactory,
+) -> None:
+    async with live_server() as server:
+        for path in (TWILIO_PATH, ACS_PATH):
+            with pytest.raises(InvalidStatus) as refused:
+                async with stream(server, path, additional_headers={"Origin": "https://evil.test"}):
+                    pass
+            assert refused.value.response.status_code == 403
 
 
 async def test_api_keys_do_not_apply_to_twilio_but_to_acs(live_server: ServerFactory) -> None:

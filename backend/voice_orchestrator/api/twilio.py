@@ -162,13 +162,16 @@ class _TwilioCall:
 
     async def _authorized_start(self, messages: AsyncGenerator[str, None]) -> TwilioStart | None:
         """Waits for ``start``; None (the socket closed with 1008) unless it carries a valid
-        token for its call."""
+        token for its call. Only one ``connected`` may come before it: a stream that has not
+        proved its call holds no slot, and cannot linger either."""
+        connected = False
         async for text in messages:
             try:
                 message = parse_twilio_message(text)
             except ValueError:
                 message = None
-            if isinstance(message, TwilioConnected):
+            if isinstance(message, TwilioConnected) and not connected:
+                connected = True
                 continue
             if isinstance(message, TwilioStart):
                 info = message.start
