@@ -1,6 +1,6 @@
-"""Benchmarks: orchestration overhead, first audio against the physical limit, WebSocket first
-audio and barge-in, adapter cost, answer encoding per format, throughput (one process and two
-workers), memory, and the embedded engines.
+"""Benchmarks: orchestration overhead, first audio against the physical limit, WebSocket and
+phone-call first audio and barge-in, adapter cost, answer encoding per format, throughput (one
+process and two workers), memory, and the embedded engines.
 
 Prints one JSON object per figure and writes them all to bench/results.json. Each latency
 figure is reported against a limit or a baseline measured in the same run.
@@ -23,7 +23,7 @@ import httpx
 from tests.e2e.conftest import serve
 from tests.fakes import FakeLLM, FakeSTT, FakeTTS, fake_providers, make_wav, tone
 
-from bench import conversations, encoding, engines, load, memory, realtime, tts_stream
+from bench import conversations, encoding, engines, load, memory, phone, realtime, tts_stream
 from bench.upstream import Latency, service_process, upstream_process
 from voice_orchestrator.main import create_app
 from voice_orchestrator.pipeline.dialogue import DialogueTurn
@@ -257,6 +257,8 @@ async def run(quick: bool) -> list[dict[str, Any]]:
         await realtime.ws_first_audio(1 if quick else 5, scripted, LIMIT_MS),
         await realtime.barge_in(1 if quick else 5),
         await realtime.false_alarm(1 if quick else 5),
+        await phone.phone_first_audio(1 if quick else 5, scripted, LIMIT_MS - STT_S * 1000),
+        await phone.phone_barge_in(1 if quick else 5),
         await engines.adapter_cost(20 if quick else 300),
         encoding.encoding(1 if quick else 20),
     ]

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from .api import errors
+from .api.acs import router as acs_router
 from .api.deps import Services
 from .api.dialogue import router as dialogue_router
 from .api.headers import HeadAsGet, SecurityHeaders
@@ -22,6 +23,7 @@ from .api.realtime import router as realtime_router
 from .api.request_metrics import RequestMetrics
 from .api.sessions import router as sessions_router
 from .api.status import router as status_router
+from .api.twilio import router as twilio_router
 from .drain import Drain, SigtermDrain
 from .health import HealthChecker, RecentOutcomes
 from .metrics import Metrics
@@ -35,6 +37,7 @@ from .pipeline.turns import TurnPolicy, Turns
 from .providers.base import Providers
 from .providers.factory import build_providers
 from .settings import Settings
+from .telephony import call_token_secret
 from .tools import check_tool_support, load_toolbox
 
 logger = logging.getLogger(__name__)
@@ -126,6 +129,7 @@ def create_app(
                 telemetry=telemetry,
                 turns=turns,
                 drain=drain,
+                call_token_secret=call_token_secret(settings.twilio_auth_token),
             )
             if drain_on_sigterm:
                 sigterm = SigtermDrain(drain)
@@ -145,6 +149,8 @@ def create_app(
     app.include_router(sessions_router, tags=["sessions"])
     app.include_router(status_router, tags=["operations"])
     app.include_router(realtime_router)
+    app.include_router(twilio_router)
+    app.include_router(acs_router)
     app.include_router(page_router)
     app.mount(STATIC_PATH, static_files(), name="static")
     app.add_middleware(HeadAsGet)

@@ -33,6 +33,7 @@ class Services:
     telemetry: TurnTelemetry
     turns: Turns
     drain: Drain
+    call_token_secret: bytes  # signs the tokens that tie a Twilio stream to its call
     open_sockets: int = 0  # sockets of every route, against ORCH_MAX_SESSIONS
     sockets_by_owner: dict[str, int] = field(default_factory=dict)
 

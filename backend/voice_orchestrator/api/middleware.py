@@ -15,11 +15,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..drain import Drain
 from ..errors import Draining, OrchestratorError, PayloadTooLarge, RequestTimeout, Unauthorized
 from ..observability import request_id_var, session_id_var
+from ..telephony import TWILIO_STREAM_PATH, TWILIO_VOICE_PATH
 from .errors import from_exception, internal_error
 
 logger = logging.getLogger(__name__)
 
 VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Twilio presents no API key: its webhook is checked by signature and its stream by call token.
+KEYLESS_PATHS = frozenset({TWILIO_VOICE_PATH, TWILIO_STREAM_PATH})
 
 
 class RequestContext:
@@ -119,7 +122,8 @@ def _header(scope: Scope, name: bytes) -> str | None:
 class ApiKeyAuth:
     """When keys are configured, every ``/api`` route needs one, as ``Authorization: Bearer
     KEY`` or ``X-API-Key: KEY`` (WebSocket clients in browsers may use ``?api_key=KEY``).
-    Keys are compared in constant time; ``/health``, ``/metrics`` and ``/docs`` stay open."""
+    Keys are compared in constant time; ``/health``, ``/metrics`` and ``/docs`` stay open, and
+    so do Twilio's two routes (``KEYLESS_PATHS``)."""
 
     def __init__(self, app: ASGIApp, keys: list[bytes]) -> None:
         self.app = app
@@ -130,6 +134,7 @@ class ApiKeyAuth:
             not self.keys
             or scope["type"] not in ("http", "websocket")
             or not str(scope.get("path", "")).startswith("/api/")
+            or scope.get("path") in KEYLESS_PATHS
             or self._authorized(scope)
         ):
             await self.app(scope, receive, send)
