@@ -80,7 +80,7 @@ async def test_profile_samples_the_service() -> None:
 async def test_conversations_per_process_figure_is_well_formed() -> None:
     from bench import conversations
 
-    figure = await conversations.conversations_per_process((3,), 2.0)
+    figure = await conversations.conversations_per_process((3,), 6.0)
     step = figure["steps"][0]
     assert step["conversations"] == 3
     assert step["frames"] > 0  # answers were played to every listener
