@@ -154,7 +154,7 @@ async def test_keys_and_errors_are_shown(tmp_path: Path) -> None:
             before = await page.locator("#errors .error").count()
             await page.set_input_files("#file", str(bad))
             await page.wait_for_function(
-                f"document.querySelectorAll('#errors .error').length > {before}"
+                f"() => document.querySelectorAll('#errors .error').length > {before}"
             )
             assert "INVALID_AUDIO_FORMAT" in (
                 await page.locator("#errors .error").first.text_content() or ""
