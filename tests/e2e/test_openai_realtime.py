@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -319,3 +320,35 @@ async def test_unknown_and_bad_events_keep_the_socket(live_server: ServerFactory
         await connection.session.update(session={"type": "realtime", "instructions": "Be brief."})
         updated = (await until(connection, "session.updated"))[-1]
         assert updated.session.instructions == "Be brief."
+
+
+async def test_barge_in_then_truncate_to_what_was_played(live_server: ServerFactory) -> None:
+    # At 24 kHz nothing is resampled: "The capital of France is Paris." is 310 ms exactly.
+    providers = fake_providers(tts=FakeTTS(sample_rate=RATE))
+    async with live_server(providers) as server, realtime(server) as connection:
+        await until(connection, "session.created")
+        await append(connection, QUESTION + bytes(RATE * 2))
+        first = await until(connection, "response.output_audio.delta")
+        await append(connection, QUESTION)  # the listener talks over the answer
+        cut = first + await until(connection, "response.done")
+        assert of(cut, "input_audio_buffer.speech_started")
+        done = cut[-1].response
+        assert (done.status, done.status_details.reason) == ("cancelled", "turn_detected")
+        # The client stopped its playback halfway through what it had received.
+        played_ms = len(audio_of(cut)) * 1000 // (2 * RATE) // 2
+        await connection.conversation.item.truncate(
+            item_id=done.output[0].id, content_index=0, audio_end_ms=played_ms
+        )
+        await until(connection, "conversation.item.truncated")
+        await append(connection, bytes(RATE * 2))
+        second = await until(connection, "response.done")
+        assert second[-1].response.status == "completed"
+
+    words = ["The", "capital", "of", "France", "is", "Paris."]
+    heard = " ".join(words[: math.ceil(len(words) * min(played_ms, 310) / 310)])
+    context = providers.llm.calls[1]  # type: ignore[attr-defined]
+    assert [(m.role, m.content) for m in context[1:]] == [
+        ("user", "What is the capital of France?"),
+        ("assistant", heard),
+        ("user", "What is the capital of France?"),
+    ]
