@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -317,6 +318,16 @@ async def test_unknown_and_bad_events_keep_the_socket(live_server: ServerFactory
         assert (await until(connection, "error"))[-1].error.code == "INVALID_REQUEST"
         await connection.input_audio_buffer.commit()  # nothing to commit
         assert (await until(connection, "error"))[-1].error.code == "AUDIO_TOO_SHORT"
+        await connection.response.create()  # nothing to answer
+        assert (await until(connection, "error"))[-1].error.code == "INVALID_REQUEST"
+        await connection.send_raw('{"type": "input_audio_buffer.append", "audio": "%%%"}')
+        assert (await until(connection, "error"))[-1].error.code == "INVALID_AUDIO_FORMAT"
+        for session in (
+            {"type": "realtime", "audio": {"output": {"format": {"type": "audio/mp3"}}}},
+            {"type": "realtime", "tools": [{"type": "function", "name": ["not", "a", "name"]}]},
+        ):
+            await connection.send_raw(json.dumps({"type": "session.update", "session": session}))
+            assert (await until(connection, "error"))[-1].error.code == "INVALID_REQUEST"
         await connection.session.update(session={"type": "realtime", "instructions": "Be brief."})
         updated = (await until(connection, "session.updated"))[-1]
         assert updated.session.instructions == "Be brief."
@@ -352,3 +363,30 @@ async def test_barge_in_then_truncate_to_what_was_played(live_server: ServerFact
         ("assistant", heard),
         ("user", "What is the capital of France?"),
     ]
+
+
+async def test_audio_message_item(live_server: ServerFactory) -> None:
+    providers = fake_providers()
+    async with live_server(providers) as server, realtime(server) as connection:
+        await until(connection, "session.created")
+        await connection.session.update(
+            session={"type": "realtime", "audio": {"input": {"transcription": {"model": "x"}}}}
+        )
+        await until(connection, "session.updated")
+        audio = base64.b64encode(QUESTION).decode()
+        await connection.conversation.item.create(
+            item={
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_audio", "audio": audio}],
+            }
+        )
+        added = (await until(connection, "conversation.item.added"))[-1].item
+        await connection.response.create()
+        events = await until(connection, "response.done")
+
+    heard = providers.stt.calls[0]  # type: ignore[attr-defined]
+    assert heard.duration_s == pytest.approx(len(QUESTION) / 2 / RATE, abs=0.05)
+    transcription = of(events, "conversation.item.input_audio_transcription.completed")[0]
+    assert transcription.item_id == added.id
+    assert events[-1].response.status == "completed"

@@ -66,6 +66,7 @@ class Input:
 
     async def clear(self) -> None:
         self._conversation().clear_input()
+        self._responses.expect_audio(None)
         self._item, self._item_ms, self._started_ms = None, 0, None
         await self._wire.send("input_audio_buffer.cleared")
 

@@ -55,9 +55,10 @@ class Responses:
         assert self.conversation is not None
         return self.conversation
 
-    def expect_audio(self, item_id: str, seconds: float) -> None:
-        """A user audio item was committed: the next response answers it."""
-        self._audio_item = (item_id, seconds)
+    def expect_audio(self, item_id: str | None, seconds: float = 0.0) -> None:
+        """A user audio item was committed: the next response answers it (None: the input
+        was cleared)."""
+        self._audio_item = None if item_id is None else (item_id, seconds)
 
     async def create(self, params: dict[str, Any], inputs: Input) -> None:
         instructions = params.get("instructions")
@@ -66,6 +67,10 @@ class Responses:
         text = inputs.take_text()
         if text is not None:
             self._audio_item = None  # the text was the last thing said
+        elif self._audio_item is None:
+            raise InvalidRequest(
+                "Nothing to answer: commit audio or create a user message before response.create."
+            )
         self._next_speak = speak
         await self._conversation().respond(
             text=text,

@@ -15,6 +15,7 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 from fastapi import APIRouter, WebSocket
+from pydantic import ValidationError
 from starlette.websockets import WebSocketDisconnect
 
 from ...errors import IdleTimeout, InvalidRequest, OrchestratorError, Overloaded
@@ -118,6 +119,9 @@ class _Connection:
                 try:
                     event = _parse(message.get("text"))
                     await self._dispatch(event)
+                except ValidationError:  # an event of ours the SDK's model refuses
+                    logger.exception("openai realtime event not sent")
+                    await self._wire.error(OrchestratorError("An internal error occurred."))
                 except OrchestratorError as e:
                     event_id = event.get("event_id")
                     await self._wire.error(
@@ -155,7 +159,15 @@ class _Connection:
         if not isinstance(session, dict):
             raise InvalidRequest("session.update needs a session object.")
         settings = self._services.settings
-        self._config.update(session, settings)
+        config = self._config.updated(session, settings)
+        stt_model = self._services.providers.stt.model
+        try:  # a shape the SDK's session model refuses (tools, say) changes nothing
+            text = self._wire.build(
+                "session.updated", session=config.describe(self._wire.dialect, stt_model)
+            )
+        except ValidationError:
+            raise InvalidRequest("session.update holds fields of the wrong shape.") from None
+        self._config.assign(config)
         conversation = self._conversation
         conversation.instructions = self._config.instructions
         conversation.voice = self._config.tts_voice
@@ -163,9 +175,10 @@ class _Connection:
         options = self._config.options(settings)
         if options != conversation.options:
             conversation.reconfigure(options)
-        await self._send_session("session.updated")
+        if text is not None:
+            await self._wire.send_text(text)
 
-    async def _send_session(self, kind: str) -> None:
+    async def _send_session(self, kind: str) -> None:  # session.created
         stt_model = self._services.providers.stt.model
         await self._wire.send(kind, session=self._config.describe(self._wire.dialect, stt_model))
 

@@ -86,9 +86,9 @@ class SessionConfig:
             max_audio_s=settings.max_audio_s,
         )
 
-    def update(self, session: dict[str, Any], settings: Settings) -> None:
-        """Applies a ``session.update`` (GA or beta shape); InvalidRequest on a bad value,
-        leaving the configuration as it was."""
+    def updated(self, session: dict[str, Any], settings: Settings) -> SessionConfig:
+        """The configuration after a ``session.update`` (GA or beta shape); InvalidRequest on
+        a bad value."""
         new = replace(self)
         new.tools = list(self.tools)
         new.extra = dict(self.extra)
@@ -133,8 +133,12 @@ class SessionConfig:
         new.extra.update(ignored)
         if ignored:
             logger.info("realtime session fields without effect", extra={"fields": sorted(ignored)})
+        return new
+
+    def assign(self, other: SessionConfig) -> None:
+        """Takes ``other``'s values (the modules of a connection share this object)."""
         for name in self.__slots__:
-            setattr(self, name, getattr(new, name))
+            setattr(self, name, getattr(other, name))
 
     def describe(self, dialect: Dialect, stt_model: str) -> dict[str, Any]:
         """The effective session, shaped for ``session.created`` / ``session.updated``."""

@@ -113,13 +113,20 @@ class Wire:
 
     async def send(self, ga_type: str, **payload: Any) -> None:
         """Sends the event of GA type ``ga_type``; nothing when the dialect has none."""
+        text = self.build(ga_type, **payload)
+        if text is not None:
+            await self.send_text(text)
+
+    def build(self, ga_type: str, **payload: Any) -> str | None:
+        """The event as JSON, validated by the SDK's model (pydantic ValidationError when the
+        payload does not fit it); None when the dialect has no such event."""
         ga_model, beta_model = _MODELS[ga_type]
         model = beta_model if self.beta else ga_model
         if model is None:
-            return
+            return None
         name = _BETA_NAMES.get(ga_type, ga_type) if self.beta else ga_type
         event = model.model_validate({"type": name, "event_id": new_id("event"), **payload})
-        await self.send_text(event.model_dump_json(exclude_unset=True))
+        return event.model_dump_json(exclude_unset=True)
 
     async def send_text(self, text: str) -> None:
         async with self._lock:
