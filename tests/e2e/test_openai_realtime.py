@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from openai import AsyncOpenAI
+from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from voice_orchestrator import g711
@@ -306,6 +307,20 @@ async def test_keys(live_server: ServerFactory) -> None:
         assert refused.value.response.status_code == 403
         async with realtime(server, api_key="right-key") as connection:
             assert (await until(connection, "session.created"))[-1].type == "session.created"
+        # Browsers cannot set headers: the key and the dialect come as subprotocols.
+        url = server.url.replace("http://", "ws://") + "/v1/realtime?model=gpt-realtime"
+        protocols = ["realtime", "openai-insecure-api-key.right-key", "openai-beta.realtime-v1"]
+        async with connect(url, subprotocols=protocols) as ws:
+            assert ws.subprotocol == "realtime"
+            created = json.loads(await ws.recv())
+            assert (created["type"], created["session"]["input_audio_format"]) == (
+                "session.created",
+                "pcm16",
+            )
+        with pytest.raises(InvalidStatus) as foreign:
+            async with connect(url, subprotocols=protocols, origin="https://elsewhere.example"):
+                pass
+        assert foreign.value.response.status_code == 403
 
 
 async def test_unknown_and_bad_events_keep_the_socket(live_server: ServerFactory) -> None:

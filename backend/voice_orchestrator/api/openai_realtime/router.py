@@ -1,8 +1,9 @@
 """WebSocket /v1/realtime: the socket of the OpenAI Realtime protocol over the conversation core.
 
-One connection is one conversation. The handshake is refused (HTTP 403) without a valid key when
-ORCH_API_KEYS is set; the key comes as ``Authorization: Bearer`` (the SDKs) or, from browsers,
-as the ``openai-insecure-api-key.KEY`` subprotocol. ``OpenAI-Beta: realtime=v1`` (or the
+One connection is one conversation. The handshake is refused (HTTP 403) from a foreign browser
+origin, as on every socket route, and without a valid key when ORCH_API_KEYS is set; the key
+comes as ``Authorization: Bearer`` (the SDKs) or, from browsers, as the
+``openai-insecure-api-key.KEY`` subprotocol. ``OpenAI-Beta: realtime=v1`` (or the
 ``openai-beta.realtime-v1`` subprotocol) selects the beta event names.
 """
 
@@ -27,6 +28,7 @@ from ...pipeline.turns import SessionRef
 from ..deps import Services
 from ..errors import CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, CLOSE_TRY_AGAIN_LATER
 from ..middleware import presented_key
+from ..origins import refuse_foreign_origin
 from ..sockets import ListenerGone, receive, socket_slot
 from .input import Input
 from .output import Responses
@@ -42,6 +44,8 @@ _KEY_PROTOCOL = "openai-insecure-api-key."
 
 @router.websocket(PATH)
 async def openai_realtime(websocket: WebSocket) -> None:
+    if await refuse_foreign_origin(websocket):
+        return
     services: Services = websocket.app.state.services
     protocols = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",")]
     key = _key(websocket, protocols)
