@@ -124,9 +124,13 @@ async def test_text_only_responses_synthesize_nothing() -> None:
 async def test_dialogue_turn_without_speech() -> None:
     providers = fake_providers()
     turn = DialogueTurn(
-        providers=providers, audio=Audio(b"", 16_000), context=[], started_at=0.0, text="Hi"
+        providers=providers,
+        audio=Audio(b"", 16_000),
+        context=[],
+        started_at=0.0,
+        text="Hi",
+        speak=False,
     )
-    turn.speak = False
     events = [event async for event in turn.events()]
     assert providers.tts.calls == []  # type: ignore[attr-defined]
     assert events[-1].response_text == REPLY  # type: ignore[union-attr]

@@ -135,12 +135,12 @@ class DialogueTurn:
     max_transcript_chars: int | None = None
     # Speak the first clause of a long first sentence without waiting for its end.
     first_clause_min_words: int | None = None
+    speak: bool = True  # False: a text-only reply, nothing is synthesized
     # Tools the model may call (an LLM that can call them: checked at start-up).
     tools: ToolRunner | None = None
     tool_policy: ToolPolicy = field(default_factory=ToolPolicy)
     tools_used: list[ToolExchange] = field(default_factory=list)
     _round_start: int = field(default=0, init=False)
-    speak: bool = True  # False: a text-only reply, nothing is synthesized
     _output_s: float = field(default=0.0, init=False)
     _cut: bool = field(default=False, init=False)
 
