@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from openai import AsyncOpenAI
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from voice_orchestrator import g711
 from voice_orchestrator.audio import decode
@@ -405,3 +405,29 @@ async def test_audio_message_item(live_server: ServerFactory) -> None:
     transcription = of(events, "conversation.item.input_audio_transcription.completed")[0]
     assert transcription.item_id == added.id
     assert events[-1].response.status == "completed"
+
+
+async def test_a_draining_instance_finishes_the_answer_then_closes(
+    live_server: ServerFactory,
+) -> None:
+    llm = FakeLLM(("One. ", "Two. ", "Three."), token_s=0.2)
+    async with live_server(fake_providers(llm=llm)) as server, realtime(server) as connection:
+        await until(connection, "session.created")
+        await connection.conversation.item.create(
+            item={
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "Count"}],
+            }
+        )
+        await connection.response.create()
+        await until(connection, "response.output_audio.delta")
+        drain = server.app.state.services.drain
+        drain.started.set()  # what SIGTERM starts
+        done = (await until(connection, "response.done"))[-1].response
+        assert done.status == "completed"
+        with pytest.raises(ConnectionClosed) as closed:
+            async with asyncio.timeout(WAIT_S):
+                await connection.recv()
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1012

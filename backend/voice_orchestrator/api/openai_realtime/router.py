@@ -29,7 +29,7 @@ from ..deps import Services
 from ..errors import CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, CLOSE_TRY_AGAIN_LATER
 from ..middleware import presented_key
 from ..origins import refuse_foreign_origin
-from ..sockets import ListenerGone, receive, socket_slot
+from ..sockets import ListenerGone, closed_when_drained, receive, socket_slot
 from .input import Input
 from .output import Responses
 from .session import SessionConfig
@@ -65,7 +65,9 @@ async def openai_realtime(websocket: WebSocket) -> None:
             await websocket.close(CLOSE_TRY_AGAIN_LATER)
             return
         model = websocket.query_params.get("model") or "gpt-realtime"
-        await _Connection(websocket, services, owner, wire, model).run()
+        connection = _Connection(websocket, services, owner, wire, model)
+        async with closed_when_drained(websocket, services.drain, connection.finished):
+            await connection.run()
 
 
 def _key(websocket: WebSocket, protocols: list[str]) -> bytes | None:
@@ -105,6 +107,10 @@ class _Connection:
             instructions=self._config.instructions,
         )
         self._input.conversation = self._responses.conversation = self._conversation
+
+    async def finished(self) -> None:
+        """Waits until no answer is under way (the instance drains)."""
+        await self._conversation.wait_idle()
 
     async def run(self) -> None:
         settings = self._services.settings
