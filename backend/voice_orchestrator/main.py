@@ -16,6 +16,7 @@ from .api.deps import Services
 from .api.dialogue import router as dialogue_router
 from .api.headers import HeadAsGet, SecurityHeaders
 from .api.middleware import ApiKeyAuth, BodyLimit, DrainGuard, RequestContext
+from .api.openai_realtime.router import router as openai_realtime_router
 from .api.page import STATIC_PATH, static_files
 from .api.page import router as page_router
 from .api.ratelimit import RateLimit
@@ -151,6 +152,7 @@ def create_app(
     app.include_router(realtime_router)
     app.include_router(twilio_router)
     app.include_router(acs_router)
+    app.include_router(openai_realtime_router)
     app.include_router(page_router)
     app.mount(STATIC_PATH, static_files(), name="static")
     app.add_middleware(HeadAsGet)

@@ -31,7 +31,8 @@ from ..errors import AudioTooShort, OrchestratorError
 from . import dialogue
 from . import events as ev
 from .heard import HeardText
-from .tool_loop import ToolCallStarted
+from .sessions import Turn
+from .tool_loop import ToolCallStarted, ToolExchange
 from .turns import SessionRef, Turns
 from .vad import (
     FRAME_MS,
@@ -63,6 +64,7 @@ class ConversationOptions:
     playback_lead_ms: int = 250
     server_vad: bool = True
     auto_respond: bool = True
+    speak: bool = True  # False: text-only answers, no speech synthesis
     vad_start_ms: int = 200
     vad_silence_ms: int = 600
     min_audio_s: float = 0.5
@@ -80,6 +82,9 @@ class _Response:
     resumed: asyncio.Event = field(default_factory=asyncio.Event)
     paused_at: float | None = None
     remember: bool = True
+    speak: bool = True
+    truncated_ms: float | None = None  # the listener stopped playback there (truncate)
+    tools: tuple[ToolExchange, ...] = ()  # the calls its stored turn was built on
     complete: bool = False  # all of it was sent: a barge-in no longer cuts it
     task: asyncio.Task[None] | None = None
 
@@ -104,17 +109,11 @@ class Conversation:
         self.voice = voice
         self.language = language
         self.instructions = instructions
-        self._segmenter = Segmenter(
-            classifier or WebRtcClassifier(),
-            start_ms=options.vad_start_ms,
-            silence_ms=options.vad_silence_ms,
-            max_utterance_s=options.max_audio_s,
-        )
-        self._resampler: Any = None
-        if options.input_rate != SAMPLE_RATE:
-            self._resampler = soxr.ResampleStream(options.input_rate, SAMPLE_RATE, 1, dtype="int16")
+        self._classifier = classifier
+        self._segmenter, self._resampler = _input_stage(options, classifier)
         self._send_lock = asyncio.Lock()
         self._response: _Response | None = None
+        self._last: _Response | None = None  # the response whose turn the history holds last
         self._early: dialogue.EarlyTranscription | None = None
         self._abandoned: set[asyncio.Task[Any]] = set()
         self._carried: Audio | None = None
@@ -122,6 +121,13 @@ class Conversation:
         self._buffer = bytearray()  # without server VAD: what arrived since the last commit
         self._input_ms = 0  # listener audio received, for speech start/stop positions
         self.turns = 0
+
+    def reconfigure(self, options: ConversationOptions) -> None:
+        """New options for what comes next (a response under way keeps its own); the input
+        received since the last utterance is dropped."""
+        self.clear_input()
+        self.options = options
+        self._segmenter, self._resampler = _input_stage(options, self._classifier)
 
     # -- input -------------------------------------------------------------------------------
 
@@ -169,8 +175,10 @@ class Conversation:
             await self._emit(ev.SpeechStopped(self._input_ms))
             await self._utterance(event.audio, keep_early=True)
 
-    async def commit(self) -> None:
-        """The listener's utterance ends now (push-to-talk, or no server VAD)."""
+    async def commit(self, *, respond: bool | None = None) -> bool:
+        """The listener's utterance ends now (push-to-talk, or no server VAD). A response
+        follows when ``respond`` (default: ``options.auto_respond``); otherwise the utterance
+        waits for respond(). False when there was too little audio to commit."""
         was_speaking = self._segmenter.speaking
         if self.options.server_vad:
             audio = self._segmenter.commit()
@@ -188,8 +196,18 @@ class Conversation:
                     )
                 )
             )
-            return
-        await self._utterance(audio, keep_early=False)
+            return False
+        await self._utterance(audio, keep_early=False, respond=respond)
+        return True
+
+    async def hold(self, pcm: bytes) -> None:
+        """An utterance given whole (PCM at ``options.input_rate``, e.g. an audio message):
+        it waits for respond() as a committed one does."""
+        audio = Audio(pcm, self.options.input_rate)
+        if audio.sample_rate != SAMPLE_RATE:
+            audio = await asyncio.to_thread(resample, audio, SAMPLE_RATE)
+        self._drop_early()
+        self._pending = audio
 
     def clear_input(self) -> None:
         """Drops the audio received since the last utterance."""
@@ -198,11 +216,19 @@ class Conversation:
         self._pending = None
         self._drop_early()
 
-    async def respond(self, *, text: str | None = None, instructions: str | None = None) -> str:
-        """Starts a response to ``text``, or to the committed audio waiting for one. Returns
-        the response's turn id."""
+    async def respond(
+        self,
+        *,
+        text: str | None = None,
+        instructions: str | None = None,
+        speak: bool | None = None,
+    ) -> str:
+        """Starts a response to ``text``, or to the committed audio waiting for one; spoken
+        unless ``speak`` is False (default: ``options.speak``). Returns the turn id."""
         audio, self._pending = self._pending, None
-        return await self._begin(audio, text=text, instructions=instructions, keep_early=False)
+        return await self._begin(
+            audio, text=text, instructions=instructions, keep_early=False, speak=speak
+        )
 
     async def cancel(self) -> None:
         """The listener (or its client) stops the answer."""
@@ -213,6 +239,27 @@ class Conversation:
         response = self._response
         if response is not None and response.turn_id == turn_id:
             response.heard.played(played_ms)
+
+    async def truncate(self, turn_id: str, audio_end_ms: float) -> str | None:
+        """The listener stopped turn ``turn_id``'s audio after its first ``audio_end_ms``:
+        the history keeps the words of that much audio, also when the response is over (its
+        stored turn is amended). Returns the kept text; None for an unknown turn."""
+        response = self._response
+        if response is not None and response.turn_id == turn_id:
+            if not response.complete:  # its ending has not yet read what to keep
+                response.heard.played(audio_end_ms)
+                response.truncated_ms = response.heard.played_ms
+                return response.heard.text_until(response.truncated_ms or 0.0)
+            if response.task is not None:  # wait until its turn is stored
+                await asyncio.wait({response.task})
+        last = self._last
+        if last is None or last.turn_id != turn_id or last.transcript is None:
+            return None
+        kept = last.heard.text_until(min(audio_end_ms, last.heard.sent_ms))
+        transcript, text = self._turns.redact(last.transcript), self._turns.redact(kept)
+        turn = Turn(transcript, text, True, time.time(), last.tools)
+        await self._turns.sessions.amend_last(self.session.key, turn)
+        return kept
 
     async def say(self, text: str) -> None:
         """Speaks ``text`` as the assistant (a greeting), without the language model."""
@@ -270,8 +317,10 @@ class Conversation:
         keep = int(self.options.max_audio_s * audio.sample_rate) * 2
         return Audio(joined.pcm[-keep:], audio.sample_rate)
 
-    async def _utterance(self, audio: Audio, *, keep_early: bool) -> None:
-        if self.options.auto_respond:
+    async def _utterance(
+        self, audio: Audio, *, keep_early: bool, respond: bool | None = None
+    ) -> None:
+        if self.options.auto_respond if respond is None else respond:
             await self._begin(audio, text=None, instructions=None, keep_early=keep_early)
             return
         self._drop_early()
@@ -285,6 +334,7 @@ class Conversation:
         text: str | None,
         instructions: str | None,
         keep_early: bool,
+        speak: bool | None = None,
     ) -> str:
         ended_at = time.perf_counter()
         await self._interrupt(carry=False)
@@ -297,6 +347,7 @@ class Conversation:
         self._early = None
         self.turns += 1
         response = _Response(uuid.uuid4().hex[:12], audio, ended_at)
+        response.speak = self.options.speak if speak is None else speak
         response.task = asyncio.create_task(
             self._run(response, early=early, text=text, instructions=instructions)
         )
@@ -335,6 +386,7 @@ class Conversation:
             self._carried = response.audio
         elif response.transcript is not None and response.remember:
             await self._turns.remember(self.session, response.transcript, kept, interrupted=True)
+            self._last = response
 
     async def _pause(self, response: _Response) -> None:
         response.paused_at = time.perf_counter()
@@ -404,6 +456,7 @@ class Conversation:
                 timings=response.timings,
                 text=text,
                 instructions=instructions if instructions is not None else self.instructions,
+                speak=response.speak,
             )
         rate = self.options.output_rate
         try:
@@ -484,25 +537,49 @@ class Conversation:
             await self._emit(ev.SentenceSent(turn_id, sentence, round(sent_s * 1000)))
             await self._emit(ev.AudioDone(turn_id))
         response.complete = True
+        cut = response.truncated_ms
+        text = done.response_text if cut is None else response.heard.text_until(cut)
         await self._emit(
             ev.ResponseDone(
                 turn_id,
                 done.transcript,
-                done.response_text,
-                interrupted=False,
+                text,
+                interrupted=cut is not None,
                 timings=done.timings.as_dict(),
             )
         )
         if response.remember:
             await self._turns.remember(
-                self.session, done.transcript, done.response_text, tools=done.tools
+                self.session,
+                done.transcript,
+                text,
+                interrupted=cut is not None,
+                tools=done.tools,
             )
+            response.tools = done.tools
+            self._last = response
 
     # -- output ------------------------------------------------------------------------------
 
     async def _emit(self, event: ev.ConversationEvent) -> None:
         async with self._send_lock:
             await self._sink(event)
+
+
+def _input_stage(
+    options: ConversationOptions, classifier: FrameClassifier | None
+) -> tuple[Segmenter, Any]:
+    """The voice activity segmenter and the resampler to its rate (None: none needed)."""
+    segmenter = Segmenter(
+        classifier or WebRtcClassifier(),
+        start_ms=options.vad_start_ms,
+        silence_ms=options.vad_silence_ms,
+        max_utterance_s=options.max_audio_s,
+    )
+    resampler: Any = None
+    if options.input_rate != SAMPLE_RATE:
+        resampler = soxr.ResampleStream(options.input_rate, SAMPLE_RATE, 1, dtype="int16")
+    return segmenter, resampler
 
 
 def _is_gone(error: BaseException) -> bool:

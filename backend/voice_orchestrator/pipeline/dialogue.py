@@ -135,6 +135,7 @@ class DialogueTurn:
     max_transcript_chars: int | None = None
     # Speak the first clause of a long first sentence without waiting for its end.
     first_clause_min_words: int | None = None
+    speak: bool = True  # False: a text-only reply, nothing is synthesized
     # Tools the model may call (an LLM that can call them: checked at start-up).
     tools: ToolRunner | None = None
     tool_policy: ToolPolicy = field(default_factory=ToolPolicy)
@@ -168,12 +169,14 @@ class DialogueTurn:
             spoken: list[str] = []
             async with asyncio.TaskGroup() as group:
                 generation = group.create_task(self._generate(messages, sentences, out, reply))
-                group.create_task(self._speak(sentences, out, rate, spoken, generation))
+                if self.speak:
+                    group.create_task(self._speak(sentences, out, rate, spoken, generation))
             self.timings.total_ms = ms_since(self.started_at)
             # Cut short (ORCH_MAX_OUTPUT_S): the answer is what was spoken.
             text = " ".join(spoken) if self._cut else "".join(reply).strip()
             exchanges = tuple(self.tools_used)
-            out.put_nowait(TurnDone(transcript.text, text, rate[0], self.timings, exchanges))
+            sample_rate = rate[0] if rate else 0  # 0: a text-only reply
+            out.put_nowait(TurnDone(transcript.text, text, sample_rate, self.timings, exchanges))
             out.put_nowait(None)
         except Exception as e:  # handed to the consumer, which raises it
             out.put_nowait(_first_error(e))

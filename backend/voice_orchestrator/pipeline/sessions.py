@@ -19,7 +19,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from ..errors import SessionStoreUnavailable
 from ..providers.base import ChatMessage
@@ -73,6 +73,11 @@ class SessionStore(Protocol):
         """Adds a turn, keeping only the most recent ones."""
         ...
 
+    async def amend_last(self, key: str, turn: Turn) -> bool:
+        """Replaces the most recent turn (what the listener heard of it became known after
+        it was stored); False when the session holds no turn."""
+        ...
+
     async def create(self, key: str) -> SessionInfo:
         """Makes an empty session (or returns the existing one)."""
         ...
@@ -122,6 +127,13 @@ class MemorySessionStore:
         turns.append(turn)
         turns = turns[-self._max_turns :] if self._max_turns else []
         self._put(key, time.time() if entry is None else entry[0], turns)
+
+    async def amend_last(self, key: str, turn: Turn) -> bool:
+        entry = self._entry(key)
+        if entry is None or not entry[3]:
+            return False
+        self._put(key, entry[0], [*entry[3][:-1], turn])
+        return True
 
     async def create(self, key: str) -> SessionInfo:
         entry = self._entry(key)
@@ -180,16 +192,7 @@ class RedisSessionStore:
         return [_turn(item) for item in items]
 
     async def append(self, key: str, turn: Turn) -> None:
-        item = json.dumps(
-            {
-                "user": turn.user,
-                "assistant": turn.assistant,
-                "interrupted": turn.interrupted,
-                "at": turn.at,
-                "tools": [[t.call_id, t.name, t.arguments, t.result] for t in turn.tools],
-            },
-            ensure_ascii=False,
-        )
+        item = _item(turn)
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.set(self.CREATED + key, time.time(), px=self._ttl_ms, nx=True)
@@ -203,6 +206,15 @@ class RedisSessionStore:
                 await pipe.execute()
         except RedisError as e:
             raise SessionStoreUnavailable("The session store is unreachable.") from e
+
+    async def amend_last(self, key: str, turn: Turn) -> bool:
+        try:
+            await self._redis.lset(self.PREFIX + key, -1, _item(turn))
+        except ResponseError:  # no such list, or an empty one
+            return False
+        except RedisError as e:
+            raise SessionStoreUnavailable("The session store is unreachable.") from e
+        return True
 
     async def create(self, key: str) -> SessionInfo:
         try:
@@ -237,6 +249,19 @@ class RedisSessionStore:
 
     async def aclose(self) -> None:
         await self._redis.aclose()
+
+
+def _item(turn: Turn) -> str:
+    return json.dumps(
+        {
+            "user": turn.user,
+            "assistant": turn.assistant,
+            "interrupted": turn.interrupted,
+            "at": turn.at,
+            "tools": [[t.call_id, t.name, t.arguments, t.result] for t in turn.tools],
+        },
+        ensure_ascii=False,
+    )
 
 
 def _turn(item: str | bytes) -> Turn:

@@ -118,6 +118,7 @@ class Turns:
         timings: TurnTimings | None = None,
         text: str | None = None,
         instructions: str | None = None,
+        speak: bool = True,
     ) -> AsyncGenerator[TurnEvent, None]:
         """The turn's events under a dialogue slot, with every text redacted as a client may
         see it (text deltas a sentence at a time when redaction is on). Raises
@@ -143,6 +144,7 @@ class Turns:
                 first_clause_min_words=policy.first_clause_min_words,
                 tools=self.tools,
                 tool_policy=self.tool_policy,
+                speak=speak,
             )
             events = self._telemetry.observe(turn)
             held = ""  # reply text not yet released (redaction waits for a sentence's end)
