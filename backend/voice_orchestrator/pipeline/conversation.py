@@ -7,10 +7,8 @@ of an utterance cut before its answer began, barge-in (pause at the first voiced
 once speech is confirmed, resume after a cough), playback pacing, what the listener heard,
 redaction, the history write, the dialogue slot and the telemetry.
 
-Each response runs as one task owned by the conversation, in two halves: the producer runs the
-turn under a dialogue slot (freed when synthesis ends, not when playback does) and the player
-sends the audio at real-time pace, at most the playback lead ahead of the listener. Cancelling
-a response cancels that task and waits for it, so no frame of it follows ``Interrupted``.
+Each response runs as one task owned by the conversation (``response.Responder``). Cancelling a
+response cancels that task and waits for it, so no frame of it follows ``Interrupted``.
 """
 
 from __future__ import annotations
@@ -20,19 +18,18 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import soxr
 
 from ..audio import Audio, resample
-from ..errors import AudioTooShort, OrchestratorError
+from ..errors import AudioTooShort
 from . import dialogue
 from . import events as ev
-from .heard import HeardText
+from .response import Responder, Response
 from .sessions import Turn
-from .tool_loop import ToolCallStarted, ToolExchange
 from .turns import SessionRef, Turns
 from .vad import (
     FRAME_MS,
@@ -71,24 +68,6 @@ class ConversationOptions:
     max_audio_s: float = 60.0
 
 
-@dataclass
-class _Response:
-    turn_id: str
-    audio: Audio | None
-    started_at: float
-    transcript: str | None = None
-    timings: dialogue.TurnTimings = field(default_factory=dialogue.TurnTimings)
-    heard: HeardText = field(default_factory=HeardText)
-    resumed: asyncio.Event = field(default_factory=asyncio.Event)
-    paused_at: float | None = None
-    remember: bool = True
-    speak: bool = True
-    truncated_ms: float | None = None  # the listener stopped playback there (truncate)
-    tools: tuple[ToolExchange, ...] = ()  # the calls its stored turn was built on
-    complete: bool = False  # all of it was sent: a barge-in no longer cuts it
-    task: asyncio.Task[None] | None = None
-
-
 class Conversation:
     def __init__(
         self,
@@ -112,8 +91,8 @@ class Conversation:
         self._classifier = classifier
         self._segmenter, self._resampler = _input_stage(options, classifier)
         self._send_lock = asyncio.Lock()
-        self._response: _Response | None = None
-        self._last: _Response | None = None  # the response whose turn the history holds last
+        self._response: Response | None = None
+        self._last: Response | None = None  # the response whose turn the history holds last
         self._early: dialogue.EarlyTranscription | None = None
         self._abandoned: set[asyncio.Task[Any]] = set()
         self._carried: Audio | None = None
@@ -264,8 +243,8 @@ class Conversation:
     async def say(self, text: str) -> None:
         """Speaks ``text`` as the assistant (a greeting), without the language model."""
         await self._interrupt(carry=False)
-        response = _Response(uuid.uuid4().hex[:12], None, time.perf_counter(), remember=False)
-        response.task = asyncio.create_task(self._run(response, announce=text))
+        response = Response(uuid.uuid4().hex[:12], None, time.perf_counter(), remember=False)
+        response.task = asyncio.create_task(self._context().run(response, announce=text))
         self._response = response
 
     async def close(self) -> None:
@@ -346,11 +325,12 @@ class Conversation:
             self._drop_early()
         self._early = None
         self.turns += 1
-        response = _Response(uuid.uuid4().hex[:12], audio, ended_at)
+        response = Response(uuid.uuid4().hex[:12], audio, ended_at)
         response.speak = self.options.speak if speak is None else speak
         response.task = asyncio.create_task(
-            self._run(response, early=early, text=text, instructions=instructions)
+            self._context().run(response, early=early, text=text, instructions=instructions)
         )
+        response.task.add_done_callback(lambda _: self._stored(response))
         self._response = response
         return response.turn_id
 
@@ -386,177 +366,35 @@ class Conversation:
             self._carried = response.audio
         elif response.transcript is not None and response.remember:
             await self._turns.remember(self.session, response.transcript, kept, interrupted=True)
+            response.stored = True
             self._last = response
 
-    async def _pause(self, response: _Response) -> None:
+    async def _pause(self, response: Response) -> None:
         response.paused_at = time.perf_counter()
         response.resumed.clear()
         await self._emit(ev.AudioPaused(response.turn_id))
 
-    async def _resume(self, response: _Response) -> None:
+    async def _resume(self, response: Response) -> None:
         response.paused_at = None
         response.resumed.set()
         await self._emit(ev.AudioResumed(response.turn_id))
 
-    async def _run(
-        self,
-        response: _Response,
-        *,
-        early: dialogue.EarlyTranscription | None = None,
-        text: str | None = None,
-        instructions: str | None = None,
-        announce: str | None = None,
-    ) -> None:
-        response.resumed.set()
-        playback: asyncio.Queue[dialogue.AudioChunk | dialogue.TurnDone] = asyncio.Queue()
-        failure: OrchestratorError | None = None
-        try:
-            await self._emit(ev.ResponseStarted(response.turn_id))
-            async with asyncio.TaskGroup() as group:
-                group.create_task(
-                    self._produce(response, playback, early, text, instructions, announce)
-                )
-                group.create_task(self._play(response, playback))
-        except* OrchestratorError as group:
-            first = group.exceptions[0]
-            assert isinstance(first, OrchestratorError)
-            failure = first
-        except* Exception as group:
-            # A gone listener is no failure: the transport sees the disconnect and closes.
-            if not all(_is_gone(e) for e in group.exceptions):
-                logger.error("conversation turn failed", exc_info=group)
-                failure = OrchestratorError("The turn failed.")
-        if failure is not None:
-            try:
-                await self._emit(ev.ErrorRaised(failure, response.turn_id))
-            except Exception as e:
-                if not _is_gone(e):
-                    raise
-
-    async def _produce(
-        self,
-        response: _Response,
-        playback: asyncio.Queue[dialogue.AudioChunk | dialogue.TurnDone],
-        early: dialogue.EarlyTranscription | None,
-        text: str | None,
-        instructions: str | None,
-        announce: str | None,
-    ) -> None:
-        turns = self._turns
-        if announce is not None:
-            events = turns.announce(announce, voice=self.voice, started_at=response.started_at)
-        else:
-            events = turns.run(
-                self.session,
-                response.audio or Audio(b"", SAMPLE_RATE),
-                started_at=response.started_at,
-                voice=self.voice,
-                language=self.language,
-                early=early,
-                timings=response.timings,
-                text=text,
-                instructions=instructions if instructions is not None else self.instructions,
-                speak=response.speak,
-            )
-        rate = self.options.output_rate
-        try:
-            async for event in events:
-                if isinstance(event, dialogue.TranscriptReady):
-                    response.transcript = event.text
-                    await self._emit(ev.TranscriptFinal(response.turn_id, event.text))
-                elif isinstance(event, dialogue.TextDelta):
-                    await self._emit(ev.TextDelta(response.turn_id, event.text))
-                elif isinstance(event, dialogue.AudioChunk):
-                    if rate is not None and event.audio.sample_rate != rate:
-                        audio = await asyncio.to_thread(resample, event.audio, rate)
-                        event = dialogue.AudioChunk(audio, event.sentence, event.sentence_index)
-                    ms = event.audio.duration_s * 1000
-                    response.heard.synthesized(event.sentence_index, event.sentence, ms)
-                    playback.put_nowait(event)
-                elif isinstance(event, dialogue.TurnDone):
-                    playback.put_nowait(event)
-                elif isinstance(event, ToolCallStarted):
-                    await self._emit(ev.ToolCalled(response.turn_id, event.call_id, event.name))
-                else:
-                    await self._emit(
-                        ev.ToolFinished(
-                            response.turn_id, event.call_id, event.name, event.ok, event.ms
-                        )
-                    )
-        finally:
-            await events.aclose()
-
-    async def _play(
-        self,
-        response: _Response,
-        playback: asyncio.Queue[dialogue.AudioChunk | dialogue.TurnDone],
-    ) -> None:
-        """Sends the answer's audio at real-time pace, at most the playback lead ahead."""
-        loop = asyncio.get_running_loop()
-        lead_s = self.options.playback_lead_ms / 1000
-        started: float | None = None  # loop time at which the listener's playback began
-        sent_s = 0.0
-        sentence: int | None = None
-        turn_id = response.turn_id
-        while True:
-            item = await playback.get()
-            if isinstance(item, dialogue.TurnDone):
-                break
-            rate = item.audio.sample_rate
-            if started is None:
-                await self._emit(ev.AudioStarted(turn_id, rate))
-            if sentence is not None and item.sentence_index != sentence:
-                await self._emit(ev.SentenceSent(turn_id, sentence, round(sent_s * 1000)))
-            sentence = item.sentence_index
-            frame_bytes = rate * self.options.frame_ms // 1000 * 2
-            pcm = item.audio.pcm
-            for offset in range(0, len(pcm), frame_bytes):
-                if not response.resumed.is_set():
-                    paused = loop.time()
-                    await response.resumed.wait()
-                    if started is not None:  # the listener's playback paused as well
-                        started += loop.time() - paused
-                now = loop.time()
-                # After a gap (synthesis slower than playback) the listener started over.
-                if started is None or now - started > sent_s:
-                    started = now - sent_s
-                ahead = sent_s - (now - started)
-                if ahead > lead_s:
-                    await asyncio.sleep(ahead - lead_s)
-                    if not response.resumed.is_set():
-                        continue_paused = loop.time()
-                        await response.resumed.wait()
-                        started += loop.time() - continue_paused
-                frame = pcm[offset : offset + frame_bytes]
-                await self._emit(ev.AudioFrame(turn_id, frame, rate))
-                frame_s = len(frame) / 2 / rate
-                response.heard.sent(frame_s * 1000)
-                sent_s += frame_s
-        done = item
-        if sentence is not None:
-            await self._emit(ev.SentenceSent(turn_id, sentence, round(sent_s * 1000)))
-            await self._emit(ev.AudioDone(turn_id))
-        response.complete = True
-        cut = response.truncated_ms
-        text = done.response_text if cut is None else response.heard.text_until(cut)
-        await self._emit(
-            ev.ResponseDone(
-                turn_id,
-                done.transcript,
-                text,
-                interrupted=cut is not None,
-                timings=done.timings.as_dict(),
-            )
+    def _context(self) -> Responder:
+        options = self.options
+        return Responder(
+            turns=self._turns,
+            session=self.session,
+            emit=self._emit,
+            output_rate=options.output_rate,
+            frame_ms=options.frame_ms,
+            playback_lead_ms=options.playback_lead_ms,
+            voice=self.voice,
+            language=self.language,
+            instructions=self.instructions,
         )
-        if response.remember:
-            await self._turns.remember(
-                self.session,
-                done.transcript,
-                text,
-                interrupted=cut is not None,
-                tools=done.tools,
-            )
-            response.tools = done.tools
+
+    def _stored(self, response: Response) -> None:
+        if response.stored:
             self._last = response
 
     # -- output ------------------------------------------------------------------------------
@@ -580,8 +418,3 @@ def _input_stage(
     if options.input_rate != SAMPLE_RATE:
         resampler = soxr.ResampleStream(options.input_rate, SAMPLE_RATE, 1, dtype="int16")
     return segmenter, resampler
-
-
-def _is_gone(error: BaseException) -> bool:
-    """The transport's sink raised because the listener is gone: not a failure of the turn."""
-    return getattr(error, "listener_gone", False) is True

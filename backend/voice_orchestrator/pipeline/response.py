@@ -1,0 +1,222 @@
+"""One response of a conversation, in two halves: the producer runs the turn under a dialogue
+slot (freed when synthesis ends, not when playback does) and the player sends the audio at
+real-time pace, at most the playback lead ahead of the listener, pausing while the listener
+may be speaking. Its ending decides what the history keeps."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from ..audio import Audio, resample
+from ..errors import OrchestratorError
+from . import dialogue
+from . import events as ev
+from .heard import HeardText
+from .tool_loop import ToolCallStarted, ToolExchange
+from .turns import SessionRef, Turns
+from .vad import SAMPLE_RATE
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Response:
+    turn_id: str
+    audio: Audio | None
+    started_at: float
+    transcript: str | None = None
+    timings: dialogue.TurnTimings = field(default_factory=dialogue.TurnTimings)
+    heard: HeardText = field(default_factory=HeardText)
+    resumed: asyncio.Event = field(default_factory=asyncio.Event)
+    paused_at: float | None = None
+    remember: bool = True
+    speak: bool = True
+    truncated_ms: float | None = None  # the listener stopped playback there (truncate)
+    tools: tuple[ToolExchange, ...] = ()  # the calls its stored turn was built on
+    complete: bool = False  # all of it was sent: a barge-in no longer cuts it
+    stored: bool = False  # its turn is in the history
+    task: asyncio.Task[None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Responder:
+    """What a response needs of its conversation."""
+
+    turns: Turns
+    session: SessionRef
+    emit: Callable[[ev.ConversationEvent], Awaitable[None]]
+    output_rate: int | None
+    frame_ms: int
+    playback_lead_ms: int
+    voice: str | None
+    language: str | None
+    instructions: str | None
+
+    async def run(
+        self,
+        response: Response,
+        *,
+        early: dialogue.EarlyTranscription | None = None,
+        text: str | None = None,
+        instructions: str | None = None,
+        announce: str | None = None,
+    ) -> None:
+        response.resumed.set()
+        playback: asyncio.Queue[dialogue.AudioChunk | dialogue.TurnDone] = asyncio.Queue()
+        failure: OrchestratorError | None = None
+        try:
+            await self.emit(ev.ResponseStarted(response.turn_id))
+            async with asyncio.TaskGroup() as group:
+                group.create_task(
+                    self._produce(response, playback, early, text, instructions, announce)
+                )
+                group.create_task(self._play(response, playback))
+        except* OrchestratorError as group:
+            first = group.exceptions[0]
+            assert isinstance(first, OrchestratorError)
+            failure = first
+        except* Exception as group:
+            # A gone listener is no failure: the transport sees the disconnect and closes.
+            if not all(_is_gone(e) for e in group.exceptions):
+                logger.error("conversation turn failed", exc_info=group)
+                failure = OrchestratorError("The turn failed.")
+        if failure is not None:
+            try:
+                await self.emit(ev.ErrorRaised(failure, response.turn_id))
+            except Exception as e:
+                if not _is_gone(e):
+                    raise
+
+    async def _produce(
+        self,
+        response: Response,
+        playback: asyncio.Queue[dialogue.AudioChunk | dialogue.TurnDone],
+        early: dialogue.EarlyTranscription | None,
+        text: str | None,
+        instructions: str | None,
+        announce: str | None,
+    ) -> None:
+        turns = self.turns
+        if announce is not None:
+            events = turns.announce(announce, voice=self.voice, started_at=response.started_at)
+        else:
+            events = turns.run(
+                self.session,
+                response.audio or Audio(b"", SAMPLE_RATE),
+                started_at=response.started_at,
+                voice=self.voice,
+                language=self.language,
+                early=early,
+                timings=response.timings,
+                text=text,
+                instructions=instructions if instructions is not None else self.instructions,
+                speak=response.speak,
+            )
+        rate = self.output_rate
+        try:
+            async for event in events:
+                if isinstance(event, dialogue.TranscriptReady):
+                    response.transcript = event.text
+                    await self.emit(ev.TranscriptFinal(response.turn_id, event.text))
+                elif isinstance(event, dialogue.TextDelta):
+                    await self.emit(ev.TextDelta(response.turn_id, event.text))
+                elif isinstance(event, dialogue.AudioChunk):
+                    if rate is not None and event.audio.sample_rate != rate:
+                        audio = await asyncio.to_thread(resample, event.audio, rate)
+                        event = dialogue.AudioChunk(audio, event.sentence, event.sentence_index)
+                    ms = event.audio.duration_s * 1000
+                    response.heard.synthesized(event.sentence_index, event.sentence, ms)
+                    playback.put_nowait(event)
+                elif isinstance(event, dialogue.TurnDone):
+                    playback.put_nowait(event)
+                elif isinstance(event, ToolCallStarted):
+                    await self.emit(ev.ToolCalled(response.turn_id, event.call_id, event.name))
+                else:
+                    await self.emit(
+                        ev.ToolFinished(
+                            response.turn_id, event.call_id, event.name, event.ok, event.ms
+                        )
+                    )
+        finally:
+            await events.aclose()
+
+    async def _play(
+        self,
+        response: Response,
+        playback: asyncio.Queue[dialogue.AudioChunk | dialogue.TurnDone],
+    ) -> None:
+        """Sends the answer's audio at real-time pace, at most the playback lead ahead."""
+        loop = asyncio.get_running_loop()
+        lead_s = self.playback_lead_ms / 1000
+        started: float | None = None  # loop time at which the listener's playback began
+        sent_s = 0.0
+        sentence: int | None = None
+        turn_id = response.turn_id
+        while True:
+            item = await playback.get()
+            if isinstance(item, dialogue.TurnDone):
+                break
+            rate = item.audio.sample_rate
+            if started is None:
+                await self.emit(ev.AudioStarted(turn_id, rate))
+            if sentence is not None and item.sentence_index != sentence:
+                await self.emit(ev.SentenceSent(turn_id, sentence, round(sent_s * 1000)))
+            sentence = item.sentence_index
+            frame_bytes = rate * self.frame_ms // 1000 * 2
+            pcm = item.audio.pcm
+            for offset in range(0, len(pcm), frame_bytes):
+                if not response.resumed.is_set():
+                    paused = loop.time()
+                    await response.resumed.wait()
+                    if started is not None:  # the listener's playback paused as well
+                        started += loop.time() - paused
+                now = loop.time()
+                # After a gap (synthesis slower than playback) the listener started over.
+                if started is None or now - started > sent_s:
+                    started = now - sent_s
+                ahead = sent_s - (now - started)
+                if ahead > lead_s:
+                    await asyncio.sleep(ahead - lead_s)
+                    if not response.resumed.is_set():
+                        continue_paused = loop.time()
+                        await response.resumed.wait()
+                        started += loop.time() - continue_paused
+                frame = pcm[offset : offset + frame_bytes]
+                await self.emit(ev.AudioFrame(turn_id, frame, rate))
+                frame_s = len(frame) / 2 / rate
+                response.heard.sent(frame_s * 1000)
+                sent_s += frame_s
+        done = item
+        if sentence is not None:
+            await self.emit(ev.SentenceSent(turn_id, sentence, round(sent_s * 1000)))
+            await self.emit(ev.AudioDone(turn_id))
+        response.complete = True
+        cut = response.truncated_ms
+        text = done.response_text if cut is None else response.heard.text_until(cut)
+        await self.emit(
+            ev.ResponseDone(
+                turn_id,
+                done.transcript,
+                text,
+                interrupted=cut is not None,
+                timings=done.timings.as_dict(),
+            )
+        )
+        if response.remember:
+            await self.turns.remember(
+                self.session,
+                done.transcript,
+                text,
+                interrupted=cut is not None,
+                tools=done.tools,
+            )
+            response.tools = done.tools
+            response.stored = True
+
+
+def _is_gone(error: BaseException) -> bool:
+    """The transport's sink raised because the listener is gone: not a failure of the turn."""
+    return getattr(error, "listener_gone", False) is True
