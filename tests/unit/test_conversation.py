@@ -201,7 +201,8 @@ async def test_a_cancel_keeps_the_words_up_to_the_mark_not_what_was_sent() -> No
     providers = fake_providers(llm=llm, tts=FakeTTS(seconds_per_char=0.05))
     async with conversation(providers, lead_ms=60_000) as (core, sink, store):
         await core.push_audio(UTTERANCE)
-        first_sentence_frames = -(-19 * 50 // 20)
+        # Its whole frames (the short last one waits to know that the sentence is over).
+        first_sentence_frames = 19 * 50 // 20
         await sink.wait_for(lambda evs: audio_frames(evs) >= first_sentence_frames)
         started = sink.of(ev.ResponseStarted)[0]
         assert isinstance(started, ev.ResponseStarted)

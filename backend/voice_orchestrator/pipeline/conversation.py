@@ -159,6 +159,15 @@ class Conversation:
         follows when ``respond`` (default: ``options.auto_respond``); otherwise the utterance
         waits for respond(). False when there was too little audio to commit."""
         was_speaking = self._segmenter.speaking
+        if self._resampler is not None:
+            # The resampler holds back a few milliseconds for its filter: they belong to this
+            # utterance. It cannot be used after its last chunk, so a new one follows.
+            tail = self._resampler.resample_chunk(np.zeros(0, dtype=np.int16), last=True)
+            self._resampler = _input_stage(self.options, self._classifier)[1]
+            if self.options.server_vad:
+                self._segmenter.push(tail.tobytes())  # too short to change the turn
+            else:
+                self._buffer += tail.tobytes()
         if self.options.server_vad:
             audio = self._segmenter.commit()
         else:

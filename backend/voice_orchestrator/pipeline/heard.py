@@ -31,6 +31,9 @@ class HeardText:
             self._sentences.append(_Sentence(text))
         self._sentences[index].audio_ms += ms
 
+    def sentence_text(self, index: int) -> str:
+        return self._sentences[index].text if index < len(self._sentences) else ""
+
     def sent(self, ms: float) -> None:
         self.sent_ms += ms
 

@@ -9,8 +9,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from ..audio import Audio, resample
+import numpy as np
+import soxr
+
+from ..audio import Audio
 from ..errors import OrchestratorError
 from . import dialogue
 from . import events as ev
@@ -116,6 +120,11 @@ class Responder:
                 speak=response.speak,
             )
         rate = self.output_rate
+        # A streaming resampler per sentence: its chunks join without clicks at their edges,
+        # and the filter's tail is flushed into the sentence it belongs to when the next one
+        # begins, so each sentence's audio duration (what the listener heard) stays exact.
+        resampler: Any = None
+        last: dialogue.AudioChunk | None = None
         try:
             async for event in events:
                 if isinstance(event, dialogue.TranscriptReady):
@@ -125,12 +134,24 @@ class Responder:
                     await self.emit(ev.TextDelta(response.turn_id, event.text))
                 elif isinstance(event, dialogue.AudioChunk):
                     if rate is not None and event.audio.sample_rate != rate:
-                        audio = await asyncio.to_thread(resample, event.audio, rate)
+                        new_sentence = (
+                            last is not None and last.sentence_index != event.sentence_index
+                        )
+                        if new_sentence and resampler is not None and last is not None:
+                            self._flush(response, playback, resampler, last, rate)
+                            resampler = None
+                        if resampler is None:
+                            resampler = soxr.ResampleStream(
+                                event.audio.sample_rate, rate, 1, dtype="int16"
+                            )
+                        samples = np.frombuffer(event.audio.pcm, dtype=np.int16)
+                        audio = Audio(resampler.resample_chunk(samples).tobytes(), rate)
                         event = dialogue.AudioChunk(audio, event.sentence, event.sentence_index)
-                    ms = event.audio.duration_s * 1000
-                    response.heard.synthesized(event.sentence_index, event.sentence, ms)
-                    playback.put_nowait(event)
+                    last = event
+                    self._queue(response, playback, event)
                 elif isinstance(event, dialogue.TurnDone):
+                    if resampler is not None and last is not None and rate is not None:
+                        self._flush(response, playback, resampler, last, rate)
                     playback.put_nowait(event)
                 elif isinstance(event, ToolCallStarted):
                     await self.emit(ev.ToolCalled(response.turn_id, event.call_id, event.name))
@@ -143,55 +164,74 @@ class Responder:
         finally:
             await events.aclose()
 
+    async def _send_frame(self, pacer: _Pacer, frame: bytes, rate: int) -> None:
+        await pacer.wait()
+        await self.emit(ev.AudioFrame(pacer.response.turn_id, frame, rate))
+        pacer.sent(len(frame) / 2 / rate)
+
+    @classmethod
+    def _flush(
+        cls,
+        response: Response,
+        playback: asyncio.Queue[dialogue.AudioChunk | dialogue.TurnDone],
+        resampler: Any,
+        last: dialogue.AudioChunk,
+        rate: int,
+    ) -> None:
+        tail = resampler.resample_chunk(np.zeros(0, dtype=np.int16), last=True)
+        audio = Audio(tail.tobytes(), rate)
+        cls._queue(
+            response, playback, dialogue.AudioChunk(audio, last.sentence, last.sentence_index)
+        )
+
+    @staticmethod
+    def _queue(
+        response: Response,
+        playback: asyncio.Queue[dialogue.AudioChunk | dialogue.TurnDone],
+        chunk: dialogue.AudioChunk,
+    ) -> None:
+        if not chunk.audio.pcm:
+            return
+        ms = chunk.audio.duration_s * 1000
+        response.heard.synthesized(chunk.sentence_index, chunk.sentence, ms)
+        playback.put_nowait(chunk)
+
     async def _play(
         self,
         response: Response,
         playback: asyncio.Queue[dialogue.AudioChunk | dialogue.TurnDone],
     ) -> None:
-        """Sends the answer's audio at real-time pace, at most the playback lead ahead."""
-        loop = asyncio.get_running_loop()
-        lead_s = self.playback_lead_ms / 1000
-        started: float | None = None  # loop time at which the listener's playback began
-        sent_s = 0.0
+        """Sends the answer's audio at real-time pace, at most the playback lead ahead, in
+        whole frames (a chunk's remainder waits for the next; a sentence's last frame may be
+        short, so that its end, where the listener's playback is marked, is exact)."""
+        pacer = _Pacer(response, self.playback_lead_ms / 1000)
+        pending = bytearray()
+        rate = 0
         sentence: int | None = None
         turn_id = response.turn_id
         while True:
             item = await playback.get()
             if isinstance(item, dialogue.TurnDone):
                 break
-            rate = item.audio.sample_rate
-            if started is None:
+            if sentence is None:
+                rate = item.audio.sample_rate
                 await self.emit(ev.AudioStarted(turn_id, rate))
-            if sentence is not None and item.sentence_index != sentence:
-                await self.emit(ev.SentenceSent(turn_id, sentence, round(sent_s * 1000)))
+            elif item.sentence_index != sentence:
+                if pending:
+                    await self._send_frame(pacer, bytes(pending), rate)
+                    pending.clear()
+                await self.emit(ev.SentenceSent(turn_id, sentence, round(pacer.sent_s * 1000)))
             sentence = item.sentence_index
             frame_bytes = rate * self.frame_ms // 1000 * 2
-            pcm = item.audio.pcm
-            for offset in range(0, len(pcm), frame_bytes):
-                if not response.resumed.is_set():
-                    paused = loop.time()
-                    await response.resumed.wait()
-                    if started is not None:  # the listener's playback paused as well
-                        started += loop.time() - paused
-                now = loop.time()
-                # After a gap (synthesis slower than playback) the listener started over.
-                if started is None or now - started > sent_s:
-                    started = now - sent_s
-                ahead = sent_s - (now - started)
-                if ahead > lead_s:
-                    await asyncio.sleep(ahead - lead_s)
-                    if not response.resumed.is_set():
-                        continue_paused = loop.time()
-                        await response.resumed.wait()
-                        started += loop.time() - continue_paused
-                frame = pcm[offset : offset + frame_bytes]
-                await self.emit(ev.AudioFrame(turn_id, frame, rate))
-                frame_s = len(frame) / 2 / rate
-                response.heard.sent(frame_s * 1000)
-                sent_s += frame_s
+            pending += item.audio.pcm
+            while len(pending) >= frame_bytes:
+                await self._send_frame(pacer, bytes(pending[:frame_bytes]), rate)
+                del pending[:frame_bytes]
+        if pending:
+            await self._send_frame(pacer, bytes(pending), rate)
         done = item
         if sentence is not None:
-            await self.emit(ev.SentenceSent(turn_id, sentence, round(sent_s * 1000)))
+            await self.emit(ev.SentenceSent(turn_id, sentence, round(pacer.sent_s * 1000)))
             await self.emit(ev.AudioDone(turn_id))
         response.complete = True
         cut = response.truncated_ms
@@ -215,6 +255,42 @@ class Responder:
             )
             response.tools = done.tools
             response.stored = True
+
+
+class _Pacer:
+    """When the next frame may go: no earlier than the playback lead ahead of the listener,
+    never while the answer is paused (the listener's playback pauses too)."""
+
+    def __init__(self, response: Response, lead_s: float) -> None:
+        self.response = response
+        self._lead_s = lead_s
+        self._loop = asyncio.get_running_loop()
+        self._started: float | None = None  # loop time at which the listener's playback began
+        self.sent_s = 0.0
+
+    async def _unpaused(self) -> None:
+        resumed = self.response.resumed
+        if resumed.is_set():
+            return
+        paused = self._loop.time()
+        await resumed.wait()
+        if self._started is not None:
+            self._started += self._loop.time() - paused
+
+    async def wait(self) -> None:
+        await self._unpaused()
+        now = self._loop.time()
+        # After a gap (synthesis slower than playback) the listener started over.
+        if self._started is None or now - self._started > self.sent_s:
+            self._started = now - self.sent_s
+        ahead = self.sent_s - (now - self._started)
+        if ahead > self._lead_s:
+            await asyncio.sleep(ahead - self._lead_s)
+            await self._unpaused()
+
+    def sent(self, seconds: float) -> None:
+        self.sent_s += seconds
+        self.response.heard.sent(seconds * 1000)
 
 
 def _is_gone(error: BaseException) -> bool:
