@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import get_args
 
 from .errors import ProviderStage
+from .pipeline.aio import ms_since
 from .providers.base import HealthStatus, Provider, ProviderHealth, Providers
 
 logger = logging.getLogger(__name__)
@@ -150,11 +151,11 @@ class HealthChecker:
                 return await provider.health()
         except TimeoutError:
             return ProviderHealth(
-                "unhealthy", _ms_since(start), f"no answer within {self._timeout_s:g} s"
+                "unhealthy", ms_since(start), f"no answer within {self._timeout_s:g} s"
             )
         except Exception as e:  # health() should not raise; a probe that does is a failed one
             logger.warning("health probe raised", extra={"exception_type": type(e).__name__})
-            return ProviderHealth("unhealthy", _ms_since(start), "probe failed")
+            return ProviderHealth("unhealthy", ms_since(start), "probe failed")
 
     def _judge(self, stage: ProviderStage, health: ProviderHealth) -> ServiceStatus:
         provider = self._providers[stage]
@@ -180,7 +181,3 @@ class HealthChecker:
         if self._running is not None:
             self._running.cancel()
             await asyncio.wait({self._running})
-
-
-def _ms_since(start: float) -> float:
-    return (time.perf_counter() - start) * 1000

@@ -14,6 +14,7 @@ from typing import Literal
 from ..errors import OrchestratorError, ProviderError, SpeechNotRecognized
 from ..health import STAGES, RecentOutcomes
 from ..metrics import Metrics
+from .aio import aclose
 from .dialogue import AudioChunk, DialogueTurn, TurnDone, TurnEvent
 
 logger = logging.getLogger(__name__)
@@ -49,9 +50,7 @@ class TurnTelemetry:
         finally:
             if not ended:  # closed early or cancelled: the client went away or barged in
                 self._log(turn, "cancelled", None, output_s)
-            close = getattr(events, "aclose", None)
-            if close is not None:
-                await close()
+            await aclose(events)
 
     def _succeeded(self, turn: DialogueTurn, output_s: float) -> None:
         for stage in STAGES:

@@ -15,6 +15,9 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from ..pipeline.aio import ms_since
+from .base import ProviderHealth
+
 T = TypeVar("T")
 _END = object()
 
@@ -88,5 +91,16 @@ class EngineThread:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-def ms_since(start: float) -> float:
-    return (time.perf_counter() - start) * 1000
+class OnEngineThread:
+    """What every embedded engine has in common: its thread, a probe that says whether it is
+    loaded or busy, and a close that stops the thread."""
+
+    _thread: EngineThread
+
+    async def health(self) -> ProviderHealth:
+        start = time.perf_counter()
+        detail = "busy" if self._thread.busy else "loaded"
+        return ProviderHealth("healthy", ms_since(start), detail)
+
+    async def aclose(self) -> None:
+        self._thread.shutdown()

