@@ -41,3 +41,9 @@ async def test_served_websocket_offers_no_compression() -> None:
     with server_process(["bench.instant"], 1, clean_env()) as (url, _pid):
         async with connect(url.replace("http", "ws", 1) + WS_PATH) as ws:
             assert ws.protocol.extensions == []
+
+
+async def test_first_clause_figure_is_well_formed() -> None:
+    figure = await tts_stream.first_clause(1)
+    # The clause leaves before the rest of a 31-token sentence has been generated.
+    assert figure["first_audio_ms_first_clause"] < figure["first_audio_ms_whole_sentence"]
