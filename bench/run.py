@@ -262,6 +262,7 @@ async def run(quick: bool) -> list[dict[str, Any]]:
         await phone.phone_barge_in(1 if quick else 5),
         await engines.adapter_cost(20 if quick else 300),
         encoding.encoding(1 if quick else 20),
+        await encoding.streamed_first_audio(1 if quick else 5),
     ]
     seconds = 1.0 if quick else 8.0
     for providers in ("instant", "openai"):

@@ -277,3 +277,12 @@ def test_an_empty_answer_is_still_a_playable_file(fmt: OutputFormat) -> None:
         priming = AAC_PRIMING if fmt is F.AAC else 0
         assert decoded.shape[0] <= priming + 2 * codec_frame_s(fmt, rate) * rate
         assert np.abs(decoded).max(initial=0.0) < 0.01
+
+
+async def test_the_streamed_formats_figure_is_well_formed() -> None:
+    from bench import encoding as bench_encoding
+
+    figure = await bench_encoding.streamed_first_audio(1)
+    for fmt in ("opus", "mp3", "aac"):
+        assert figure[f"{fmt}_first_over_ms"] > -figure["limit_ms"]
+        assert 0 < figure[f"{fmt}_bytes"] < figure["wav_bytes"]
