@@ -183,11 +183,11 @@ async def test_the_slot_of_a_killed_instance_comes_back_after_its_lease(
     slots = await open_slots(redis_url, key, limit=1, queue_timeout_s=60, lease_s=1.0)
     try:
         assert child.stdout is not None
-        line = await asyncio.wait_for(child.stdout.readline(), 120)
+        line = await asyncio.wait_for(child.stdout.readline(), HANG_S)
         assert line.strip() == b"held"
         assert await slots.held() == 1
         child.send_signal(signal.SIGKILL)  # no release, no more renewals
-        assert await asyncio.wait_for(child.wait(), 120) == -signal.SIGKILL
+        assert await asyncio.wait_for(child.wait(), HANG_S) == -signal.SIGKILL
         async with asyncio.timeout(HANG_S), slots.acquire():
             assert await slots.held() == 1
     finally:
