@@ -12,7 +12,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=O
 	-DLLAMA_BUILD_TOOLS=OFF -DLLAMA_CURL=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: install run test lint typecheck pytest openapi bench load profile browser-deps
+.PHONY: install run test test-loaded lint typecheck pytest openapi bench load profile browser-deps
 
 install: .venv/.installed
 
@@ -39,6 +39,13 @@ pytest: install
 	$(UV) run --locked pytest
 
 test: lint typecheck pytest
+
+test-loaded: install  ## make test with two busy CPU loops alongside for the whole run
+	@$(PYTHON) -c 'while True: pass' & one=$$!; \
+	$(PYTHON) -c 'while True: pass' & two=$$!; \
+	trap 'kill $$one $$two 2>/dev/null' EXIT INT TERM; \
+	echo "make test with two busy CPU loops (pids $$one $$two) running alongside"; \
+	$(MAKE) test
 
 browser-deps:  ## Debian's Chromium for the browser test (tests/browser skip without it)
 	@if [ ! -x /usr/bin/chromium ]; then \

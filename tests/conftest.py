@@ -19,6 +19,10 @@ from .fakes import fake_providers
 
 REPO = Path(__file__).resolve().parents[1]
 SPEECH = REPO.parent / "shared" / "data" / "speech"
+# How long a test waits for something that must happen before it calls it a hang. Generous on
+# purpose: a slow or loaded machine makes the suite slower, never red. Tests assert what
+# happened (events, counters, order), never how fast.
+HANG_S = 300.0
 
 
 @pytest.fixture(autouse=True)

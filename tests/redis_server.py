@@ -45,7 +45,7 @@ def redis_server(directory: Path) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 300  # a hang guard: redis starts in milliseconds
         while True:
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
@@ -60,4 +60,4 @@ def redis_server(directory: Path) -> Iterator[str]:
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        process.wait(timeout=300)

@@ -16,7 +16,7 @@ from playwright.async_api import Browser, Page, Playwright, async_playwright
 from voice_orchestrator.audio import Audio, decode
 from voice_orchestrator.main import create_app
 
-from ..conftest import REPO, make_settings
+from ..conftest import HANG_S, REPO, make_settings
 from ..e2e.conftest import LiveServer, serve
 from ..fakes import FakeLLM, FakeSTT, FakeTTS, fake_providers, make_wav
 
@@ -68,6 +68,7 @@ async def server() -> AsyncIterator[LiveServer]:
 
 async def open_page(browser: Browser, url: str) -> Page:
     page = await browser.new_page()
+    page.set_default_timeout(HANG_S * 1000)  # every wait below is a hang guard, in ms
     await page.goto(url)
     return page
 
@@ -99,18 +100,16 @@ async def test_talk_upload_and_status_in_a_real_browser(server: LiveServer, tmp_
 
             # Talk: the fake microphone asks; the answer plays; the second question barges in.
             await page.click("#mic")
-            await page.wait_for_selector("#transcript li.user", timeout=20_000)
+            await page.wait_for_selector("#transcript li.user")
             said = await page.locator("#transcript li.user").first.text_content()
             assert "capital" in (said or "")
+            await page.wait_for_function("() => window.voDebug.scheduledBuffers > 0")
             await page.wait_for_function(
-                "() => window.voDebug.scheduledBuffers > 0", timeout=20_000
+                "() => window.voDebug.events.includes('response.interrupted')"
             )
-            await page.wait_for_function(
-                "() => window.voDebug.events.includes('response.interrupted')", timeout=30_000
-            )
-            await page.wait_for_function("() => window.voDebug.stoppedBuffers > 0", timeout=5_000)
-            await page.wait_for_selector("#transcript .cut", timeout=5_000)
-            await page.wait_for_selector("#talk-waterfall .bar", timeout=10_000)
+            await page.wait_for_function("() => window.voDebug.stoppedBuffers > 0")
+            await page.wait_for_selector("#transcript .cut")
+            await page.wait_for_selector("#talk-waterfall .bar")
             session_id = await page.locator("#session-id").text_content()
             assert session_id
             assert len(session_id) >= 22  # 128 random bits

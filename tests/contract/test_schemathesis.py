@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -16,7 +17,7 @@ from schemathesis import checks
 from voice_orchestrator.api.upload import DOCUMENTED_AUDIO_TYPES
 from voice_orchestrator.main import create_app
 
-from ..conftest import make_settings
+from ..conftest import HANG_S, make_settings
 from ..fakes import fake_providers
 
 # Audio bodies are binary strings: sent as the bytes generated for them.
@@ -32,14 +33,14 @@ def base_url() -> Iterator[str]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()
-    for _ in range(500):
-        if server.started:
-            break
+    deadline = time.monotonic() + HANG_S
+    while not server.started and time.monotonic() < deadline:
         threading.Event().wait(0.01)
+    assert server.started, "uvicorn did not start"
     port = server.servers[0].sockets[0].getsockname()[1]
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
-    thread.join(timeout=10)
+    thread.join(timeout=HANG_S)
 
 
 # Every check but "schema-valid data is accepted": a body can match the schema (any binary

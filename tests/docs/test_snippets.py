@@ -22,7 +22,7 @@ from voice_orchestrator.api.errors import STATUS_BY_CODE
 from voice_orchestrator.cli import _parser
 from voice_orchestrator.main import create_app
 
-from ..conftest import REPO, AppClient, make_settings
+from ..conftest import HANG_S, REPO, AppClient, make_settings
 from ..e2e.conftest import serve
 from ..fakes import fake_providers
 from .snippets import (
@@ -42,7 +42,6 @@ from .snippets import (
 
 LOCAL = re.compile(r"(?:localhost|127\.0\.0\.1):8000")
 SHELL = ("bash", "sh", "shell")
-HANG_GUARD_S = 120
 # Phone calls: their settings and error codes exist before the routes that use them; the
 # README documents them with those routes.
 NOT_SERVED_YET: frozenset[str] = frozenset()
@@ -97,7 +96,7 @@ async def run(argv: list[str], cwd: Path) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
         *argv, cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
-    async with asyncio.timeout(HANG_GUARD_S):
+    async with asyncio.timeout(HANG_S):
         output, _ = await process.communicate()
     assert process.returncode is not None
     return process.returncode, output.decode(errors="replace")

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from voice_orchestrator.main import create_app
 from voice_orchestrator.providers.base import Providers
 
-from ..conftest import make_settings
+from ..conftest import HANG_S, make_settings
 from ..fakes import fake_providers
 
 
@@ -31,7 +31,7 @@ async def serve(app: FastAPI) -> AsyncIterator[LiveServer]:
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(HANG_S):
             while not server.started:
                 await asyncio.sleep(0.01)
         port = server.servers[0].sockets[0].getsockname()[1]

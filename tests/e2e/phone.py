@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed
 
 from voice_orchestrator.pipeline.turns import SessionRef, Turn
 
-from ..conftest import SPEECH
+from ..conftest import HANG_S, SPEECH
 from ..telephony_clients import (
     TwilioCall,
     dumps,
@@ -31,7 +31,7 @@ from .conftest import LiveServer
 VOICE_PATH = "/api/telephony/twilio/voice"
 TWILIO_PATH = "/api/telephony/twilio/stream"
 ACS_PATH = "/api/telephony/acs/stream"
-WAIT_S = 120.0  # a hang guard, never a pace
+WAIT_S = HANG_S  # a hang guard, never a pace
 SPEECH_FILE = SPEECH / "13_LDC93S1_16k.wav"
 CALLER_SPEECH = speech_mulaw_frames(SPEECH_FILE)
 CALLER_PAUSE = silence_mulaw_frames(1000)

@@ -16,12 +16,11 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from ..conftest import REPO
+from ..conftest import HANG_S, REPO
 from ..fakes import make_wav
 from ..redis_server import free_port
-from .test_realtime import QUESTION, SILENCE, WS_PATH
+from ..ws_client import QUESTION, SILENCE, WS_PATH
 
-HANG_GUARD_S = 120
 DIALOGUE = "/api/orchestrator/dialogue"
 
 
@@ -41,7 +40,7 @@ async def served(workers: int = 1) -> AsyncIterator[tuple[asyncio.subprocess.Pro
     proc = await asyncio.create_subprocess_exec(sys.executable, "-c", code, cwd=REPO, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        async with asyncio.timeout(HANG_GUARD_S), httpx.AsyncClient() as client:
+        async with asyncio.timeout(HANG_S), httpx.AsyncClient() as client:
             while True:
                 try:
                     if (await client.get(f"{url}/ready")).status_code == 200:
@@ -53,17 +52,17 @@ async def served(workers: int = 1) -> AsyncIterator[tuple[asyncio.subprocess.Pro
     finally:
         if proc.returncode is None:
             proc.kill()
-        async with asyncio.timeout(HANG_GUARD_S):
+        async with asyncio.timeout(HANG_S):
             await proc.wait()
 
 
 async def exit_code(proc: asyncio.subprocess.Process) -> int:
-    async with asyncio.timeout(HANG_GUARD_S):
+    async with asyncio.timeout(HANG_S):
         return await proc.wait()
 
 
 async def test_sigterm_drains_rest_and_socket_then_exits() -> None:
-    async with served() as (proc, url), httpx.AsyncClient(timeout=HANG_GUARD_S) as client:
+    async with served() as (proc, url), httpx.AsyncClient(timeout=HANG_S) as client:
         wav = make_wav(1.0, 16_000)
         running = asyncio.create_task(
             client.post(f"{url}{DIALOGUE}", content=wav, headers={"content-type": "audio/wav"})
@@ -72,11 +71,11 @@ async def test_sigterm_drains_rest_and_socket_then_exits() -> None:
         async with connect(ws_url) as ws:
             for offset in range(0, len(QUESTION + SILENCE), 3200):
                 await ws.send((QUESTION + SILENCE)[offset : offset + 3200])
-            async with asyncio.timeout(HANG_GUARD_S):
+            async with asyncio.timeout(HANG_S):
                 while not (isinstance(m := await ws.recv(), str) and "response.audio.start" in m):
                     pass
             proc.send_signal(signal.SIGTERM)
-            async with asyncio.timeout(HANG_GUARD_S):
+            async with asyncio.timeout(HANG_S):
                 while (await client.get(f"{url}/ready")).status_code != 503:
                     await asyncio.sleep(0.05)
             refused = await client.post(
@@ -87,7 +86,7 @@ async def test_sigterm_drains_rest_and_socket_then_exits() -> None:
             # The socket's answer plays to its end, then the socket closes with 1012.
             done = False
             with pytest.raises(ConnectionClosed) as closed:
-                async with asyncio.timeout(HANG_GUARD_S):
+                async with asyncio.timeout(HANG_S):
                     while True:
                         message = await ws.recv()
                         if isinstance(message, str) and '"response.done"' in message:

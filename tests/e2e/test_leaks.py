@@ -15,8 +15,8 @@ from websockets.asyncio.client import connect
 from voice_orchestrator.observability import configure_logging
 
 from ..fakes import FakeLLM, FakeSTT, fake_providers, make_wav
+from ..ws_client import Client
 from .conftest import ServerFactory
-from .test_realtime import Client
 
 KEY = "vo-test-key-5f1c9a"
 SAID = "my card is 4111 1111 1111 1111 and the secret word is pineapple"

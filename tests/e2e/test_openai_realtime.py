@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from voice_orchestrator import g711
 from voice_orchestrator.audio import decode
 
-from ..conftest import REPO
+from ..conftest import HANG_S, REPO
 from ..fakes import FakeLLM, FakeTTS, fake_providers
 from .conftest import LiveServer, ServerFactory
 
@@ -31,7 +31,7 @@ QUESTION = decode(
     target_rate=RATE,
 ).audio.pcm
 REPLY = "The capital of France is Paris. It is big."
-WAIT_S = 120  # hang guard only
+WAIT_S = HANG_S  # hang guard only
 
 
 @asynccontextmanager

@@ -11,11 +11,12 @@ import pytest
 
 from voice_orchestrator.providers.base import ToolCall
 
+from ..conftest import HANG_S
 from ..fakes import FakeToolLLM, fake_providers, make_wav
 from ..integration.test_tools_http import ToolServer, tool, tool_server
 from ..integration.test_tools_mcp import TOKEN, mcp_entry, mcp_server
+from ..ws_client import client, start
 from .conftest import ServerFactory
-from .test_realtime import client, start
 
 __all__ = ["tool_server"]  # the fixture, used by name
 
@@ -57,7 +58,7 @@ async def test_a_rest_turn_calls_both_tools_and_reports_their_time(
             f"{server.url}/api/orchestrator/dialogue",
             content=make_wav(1.0, 16_000),
             headers={"content-type": "audio/wav", "accept": "application/json"},
-            timeout=120,
+            timeout=HANG_S,
         )
     assert response.status_code == 200, response.text
     assert float(response.headers["x-processing-time-tools"]) > 0
@@ -74,12 +75,12 @@ async def test_the_websocket_tells_the_client_about_each_call(
 ) -> None:
     llm = FakeToolLLM([[ADD]], tokens=("Forty-two.",))
     settings = {"tools_file": tools_file(mcp_url, tool_server), "llm": LLM}
-    async with live_server(fake_providers(llm=llm), **settings) as server, client(server) as c:
+    async with live_server(fake_providers(llm=llm), **settings) as server, client(server.url) as c:
         await start(c)
         await c.speak()
-        called = await c.until("tool.call", wait_s=120)
-        result = await c.until("tool.result", wait_s=120)
-        done = await c.until("response.done", wait_s=120)
+        called = await c.until("tool.call")
+        result = await c.until("tool.result")
+        done = await c.until("response.done")
     assert called["name"] == "add"
     assert result["call_id"] == called["call_id"] == "call_add"
     assert result["ok"] is True

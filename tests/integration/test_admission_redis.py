@@ -19,7 +19,7 @@ from voice_orchestrator.errors import AdmissionUnavailable, Overloaded
 from voice_orchestrator.pipeline.admission import Slots, open_admission
 from voice_orchestrator.pipeline.redis_admission import RedisSlots
 
-from ..conftest import REPO, make_settings
+from ..conftest import HANG_S, REPO, make_settings
 from ..redis_server import free_port, redis_server
 
 
@@ -83,7 +83,7 @@ async def test_concurrent_acquires_never_exceed_the_limit(
             seen_in_redis.append(await slots.held())  # a round trip while holding
             inside -= 1
 
-    async with asyncio.timeout(120):
+    async with asyncio.timeout(HANG_S):
         await asyncio.gather(*(turn(first if i % 2 else second) for i in range(12)))
     assert len(seen_in_redis) == 12
     assert most <= 2
@@ -108,7 +108,7 @@ async def test_a_waiter_gets_the_slot_another_instance_frees(
                 both_held.set()
             await release.wait()
 
-    async with asyncio.timeout(120), asyncio.TaskGroup() as group:
+    async with asyncio.timeout(HANG_S), asyncio.TaskGroup() as group:
         group.create_task(hold())
         group.create_task(hold())
         await both_held.wait()
@@ -183,12 +183,12 @@ async def test_the_slot_of_a_killed_instance_comes_back_after_its_lease(
     slots = await open_slots(redis_url, key, limit=1, queue_timeout_s=60, lease_s=1.0)
     try:
         assert child.stdout is not None
-        line = await asyncio.wait_for(child.stdout.readline(), 120)
+        line = await asyncio.wait_for(child.stdout.readline(), HANG_S)
         assert line.strip() == b"held"
         assert await slots.held() == 1
         child.send_signal(signal.SIGKILL)  # no release, no more renewals
-        assert await asyncio.wait_for(child.wait(), 120) == -signal.SIGKILL
-        async with asyncio.timeout(120), slots.acquire():
+        assert await asyncio.wait_for(child.wait(), HANG_S) == -signal.SIGKILL
+        async with asyncio.timeout(HANG_S), slots.acquire():
             assert await slots.held() == 1
     finally:
         if child.returncode is None:

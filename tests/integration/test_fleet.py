@@ -11,7 +11,7 @@ import httpx
 
 from voice_orchestrator.main import create_app
 
-from ..conftest import make_settings
+from ..conftest import HANG_S, make_settings
 from ..e2e.conftest import serve
 from ..fakes import FakeLLM, fake_providers, make_wav
 from ..redis_server import redis_server
@@ -44,8 +44,8 @@ async def test_two_instances_share_one_slot(redis_url: str) -> None:
     async with (
         serve(app_a) as a,
         serve(app_b) as b,
-        httpx.AsyncClient(timeout=120) as client,
-        asyncio.timeout(120),
+        httpx.AsyncClient(timeout=HANG_S) as client,
+        asyncio.timeout(HANG_S),
     ):
         held = asyncio.create_task(client.post(a.url + DIALOGUE, content=body, headers=WAV))
         await llm_a.started.wait()
@@ -75,7 +75,7 @@ async def test_two_instances_share_a_keys_rate_limit(redis_url: str) -> None:
     async with (
         serve(app_a) as a,
         serve(app_b) as b,
-        httpx.AsyncClient(timeout=120) as client,
+        httpx.AsyncClient(timeout=HANG_S) as client,
     ):
         answers = [
             await client.get(url + "/api/orchestrator/status", headers={"X-API-Key": mine})
@@ -95,7 +95,7 @@ async def test_turns_fail_closed_when_the_admission_store_stops(tmp_path: Path) 
     running = True
     try:
         app = create_app(make_settings(admission_store=url), fake_providers())
-        async with serve(app) as live, httpx.AsyncClient(timeout=120) as client:
+        async with serve(app) as live, httpx.AsyncClient(timeout=HANG_S) as client:
             body = make_wav(1.0)
             assert (await client.post(live.url + DIALOGUE, content=body, headers=WAV)).is_success
             server.__exit__(None, None, None)

@@ -14,9 +14,9 @@ from voice_orchestrator.pipeline.sessions import RedisSessionStore, Turn, open_s
 
 from ..conftest import make_settings, running
 from ..e2e.conftest import serve
-from ..e2e.test_realtime import client, start
 from ..fakes import FakeLLM, fake_providers, make_wav
 from ..redis_server import free_port
+from ..ws_client import client, start
 
 
 def new_id() -> str:
@@ -133,7 +133,7 @@ async def test_a_websocket_session_resumes_on_another_instance(redis_url: str) -
     app_b = create_app(make_settings(session_store=redis_url), fake_providers(llm=llm_b))
     async with serve(app_a) as server_a, serve(app_b) as server_b:
         for server, expect_resumed in ((server_a, False), (server_b, True)):
-            async with client(server) as c:
+            async with client(server.url) as c:
                 started = await start(c, session_id=session)
                 assert started["resumed"] is expect_resumed
                 await c.speak()

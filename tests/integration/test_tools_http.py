@@ -20,7 +20,7 @@ from starlette.routing import Route
 from voice_orchestrator.metrics import Metrics
 from voice_orchestrator.tools.registry import Toolbox, load_toolbox
 
-from ..conftest import make_settings
+from ..conftest import HANG_S, make_settings
 from ..redis_server import free_port
 
 TOKEN = "weather-token-never-logged-5521"
@@ -76,7 +76,7 @@ async def tool_server() -> AsyncIterator[ToolServer]:
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
-        async with asyncio.timeout(120):
+        async with asyncio.timeout(HANG_S):
             while not server.started:
                 await asyncio.sleep(0.01)
         state.url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
@@ -187,7 +187,7 @@ async def test_cancelling_a_call_propagates(tool_server: ToolServer) -> None:
     toolbox = await load([tool("slow", tool_server.url + "/slow", timeout_s=60)])
     try:
         call = asyncio.create_task(toolbox.call("slow", '{"city": "Oslo"}'))
-        async with asyncio.timeout(120):
+        async with asyncio.timeout(HANG_S):
             await tool_server.slow_entered.wait()
         call.cancel()
         with pytest.raises(asyncio.CancelledError):

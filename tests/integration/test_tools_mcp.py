@@ -19,7 +19,7 @@ from voice_orchestrator.metrics import Metrics
 from voice_orchestrator.tools.config import ToolConfigError
 from voice_orchestrator.tools.registry import Toolbox, load_toolbox
 
-from ..conftest import make_settings
+from ..conftest import HANG_S, make_settings
 from ..redis_server import free_port
 
 SERVER_SCRIPT = Path(__file__).with_name("mcp_tool_server.py")
@@ -38,13 +38,13 @@ def mcp_server(auth: str = AUTH, port: int = 0) -> Iterator[subprocess.Popen[str
         assert proc.stdout is not None
         with selectors.DefaultSelector() as selector:
             selector.register(proc.stdout, selectors.EVENT_READ)
-            assert selector.select(timeout=120), "the MCP server did not start"
+            assert selector.select(timeout=HANG_S), "the MCP server did not start"
         port = int(proc.stdout.readline())
         proc.url = f"http://127.0.0.1:{port}/mcp"  # type: ignore[attr-defined]
         yield proc
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        proc.wait(timeout=HANG_S)
         if proc.stdout is not None:
             proc.stdout.close()
 
@@ -152,7 +152,7 @@ async def test_a_cancelled_call_raises_and_the_session_goes_on(mcp_url: str) -> 
         marker = await asyncio.to_thread(Path("called").resolve)
         arguments = json.dumps({"marker": str(marker)})
         call = asyncio.create_task(toolbox.call("wait_forever", arguments))
-        async with asyncio.timeout(120):  # until the server runs the tool
+        async with asyncio.timeout(HANG_S):  # until the server runs the tool
             while not await asyncio.to_thread(marker.exists):
                 await asyncio.sleep(0.01)
         assert not call.done()

@@ -26,6 +26,7 @@ from voice_orchestrator.providers.openai import OpenAITextToSpeech, create_clien
 from voice_orchestrator.providers.tts_stream import MIN_PIECE_MS, PIECE_MS
 from voice_orchestrator.settings import TTSSettings
 
+from ..conftest import HANG_S
 from ..fakes import tone
 
 BASE = "http://upstream.test/v1"
@@ -58,7 +59,7 @@ def split(data: bytes, *cuts: int) -> list[bytes]:
 
 
 async def synthesize(adapter: OpenAITextToSpeech) -> list[Audio]:
-    async with asyncio.timeout(120):
+    async with asyncio.timeout(HANG_S):
         return [audio async for audio in adapter.synthesize(TEXT)]
 
 
@@ -135,7 +136,7 @@ async def test_first_audio_is_handed_on_before_the_body_ends(httpx2_mock: respx.
 
     httpx2_mock.post(SPEECH).mock(return_value=httpx.Response(200, content=stream()))
     speech = tts().synthesize(TEXT)
-    async with asyncio.timeout(120):
+    async with asyncio.timeout(HANG_S):
         first = await anext(speech)
         assert not release.is_set()
         release.set()
@@ -220,7 +221,7 @@ async def test_a_stalled_body_is_a_timeout(
     httpx2_mock.post(SPEECH).mock(return_value=httpx.Response(200, content=stream()))
     got: list[Audio] = []
     with pytest.raises(ProviderError) as info:
-        async with asyncio.timeout(120):
+        async with asyncio.timeout(HANG_S):
             async for chunk in tts(timeout_s=0.2).synthesize(TEXT):
                 got.append(chunk)
     assert info.value.code == "TTS_TIMEOUT"
@@ -276,7 +277,7 @@ async def test_closing_the_speech_early_closes_the_response(httpx2_mock: respx.R
     body = EndlessSpeech()
     httpx2_mock.post(SPEECH).mock(return_value=httpx.Response(200, stream=body))
     speech = tts().synthesize(TEXT)
-    async with asyncio.timeout(120):
+    async with asyncio.timeout(HANG_S):
         await anext(speech)
         await speech.aclose()  # a barge-in: the turn stops listening
         await body.closed.wait()

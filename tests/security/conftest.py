@@ -15,7 +15,7 @@ from voice_orchestrator.main import create_app
 from voice_orchestrator.providers.base import Providers
 from voice_orchestrator.server import HttpImplementation, server_config
 
-from ..conftest import make_settings
+from ..conftest import HANG_S, make_settings
 from ..fakes import fake_providers
 
 
@@ -44,7 +44,7 @@ async def served(
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
-        async with asyncio.timeout(60):
+        async with asyncio.timeout(HANG_S):
             while not server.started:
                 await asyncio.sleep(0.01)
         port = server.servers[0].sockets[0].getsockname()[1]

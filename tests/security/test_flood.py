@@ -15,12 +15,12 @@ import pytest
 from bench.upstream import clean_env, server_process
 from websockets.asyncio.client import connect
 
+from ..conftest import HANG_S
 from ..fakes import FakeLLM, fake_providers, make_wav
 from .conftest import raw_connection, read_until_closed, served
 
 HALF_OPEN = b"GET / HTTP/1.1\r\nHost: x\r\n"
 WS_PATH = "/api/v1/orchestrator/ws"
-HANG_GUARD_S = 120
 
 
 @contextmanager
@@ -85,11 +85,11 @@ async def flood_the_served_process(size: int) -> None:
     with server_process(["bench.instant"], 1, env) as (url, _):
         port = int(url.rsplit(":", 1)[1])
         flood = Flood("127.0.0.1", port, size)
-        async with asyncio.timeout(HANG_GUARD_S), asyncio.TaskGroup() as group:
+        async with asyncio.timeout(HANG_S), asyncio.TaskGroup() as group:
             for _ in range(size):
                 group.create_task(flood.client())
             await flood.all_connected.wait()
-            async with httpx.AsyncClient(base_url=url, timeout=HANG_GUARD_S) as client:
+            async with httpx.AsyncClient(base_url=url, timeout=HANG_S) as client:
                 health = await client.get("/health")
                 turn = await client.post(
                     "/api/orchestrator/dialogue",
@@ -111,7 +111,7 @@ async def test_a_connection_without_complete_headers_is_closed(http: str) -> Non
     async with (
         served(http=http, header_timeout_s=0.5) as server,
         raw_connection(server) as (reader, writer),
-        asyncio.timeout(HANG_GUARD_S),
+        asyncio.timeout(HANG_S),
     ):
         writer.write(HALF_OPEN)
         assert await read_until_closed(reader) == b""
@@ -120,7 +120,7 @@ async def test_a_connection_without_complete_headers_is_closed(http: str) -> Non
 @pytest.mark.parametrize("http", ["httptools", "h11"])
 async def test_the_deadline_applies_to_each_request_of_a_kept_alive_connection(http: str) -> None:
     async with served(http=http, header_timeout_s=0.5) as server:
-        async with raw_connection(server) as (reader, writer), asyncio.timeout(HANG_GUARD_S):
+        async with raw_connection(server) as (reader, writer), asyncio.timeout(HANG_S):
             writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
             head = await reader.readuntil(b"\r\n\r\n")
             length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
@@ -136,7 +136,7 @@ async def test_an_answer_may_take_longer_than_the_header_deadline(http: str) -> 
     providers = fake_providers(llm=FakeLLM(["Slow. "], first_token_s=1.5))
     async with (
         served(providers, http=http, header_timeout_s=0.5) as server,
-        httpx.AsyncClient(base_url=server.url, timeout=HANG_GUARD_S) as client,
+        httpx.AsyncClient(base_url=server.url, timeout=HANG_S) as client,
     ):
         response = await client.post(
             "/api/orchestrator/dialogue", files={"audio": ("q.wav", make_wav(1.0), "audio/wav")}
@@ -147,7 +147,7 @@ async def test_an_answer_may_take_longer_than_the_header_deadline(http: str) -> 
 async def test_oversized_headers_are_refused() -> None:
     # httptools has no bound of its own (h11 refuses incomplete headers over 16 KiB).
     async with served(http="httptools") as server:
-        async with raw_connection(server) as (reader, writer), asyncio.timeout(HANG_GUARD_S):
+        async with raw_connection(server) as (reader, writer), asyncio.timeout(HANG_S):
             big = b"X-Big: " + b"a" * 100_000 + b"\r\n"
             writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n" + big + b"\r\n")
             answer = await read_until_closed(reader)
@@ -160,7 +160,7 @@ async def test_connections_beyond_the_cap_get_503_until_one_closes(http: str) ->
         async with AsyncExitStack() as sockets:
             for _ in range(3):  # open WebSockets count as connections
                 await sockets.enter_async_context(connect(server.ws_url + WS_PATH))
-            async with raw_connection(server) as (reader, _), asyncio.timeout(HANG_GUARD_S):
+            async with raw_connection(server) as (reader, _), asyncio.timeout(HANG_S):
                 answer = await read_until_closed(reader)
         head, _, body = answer.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 503 ")

@@ -13,14 +13,14 @@ from websockets.exceptions import ConnectionClosed
 
 from voice_orchestrator.server import WS_MAX_MESSAGE_BYTES
 
+from ..conftest import HANG_S
 from .conftest import served
 
 WS_PATH = "/api/v1/orchestrator/ws"
-HANG_GUARD_S = 120
 
 
 async def next_event(ws: ClientConnection) -> dict[str, Any]:
-    async with asyncio.timeout(HANG_GUARD_S):
+    async with asyncio.timeout(HANG_S):
         while True:
             message = await ws.recv()
             if isinstance(message, str):

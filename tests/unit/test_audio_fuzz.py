@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from voice_orchestrator.audio import decode
 from voice_orchestrator.errors import AudioTooLong, AudioTooShort, InvalidAudio
 
+from ..conftest import HANG_S
+
 ACCEPTABLE = (InvalidAudio, AudioTooShort, AudioTooLong)
 POOL = concurrent.futures.ThreadPoolExecutor(max_workers=1)
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -34,9 +36,10 @@ FLAC = real("FLAC", "PCM_24", 48_000)
 
 
 def check(data: bytes) -> None:
-    """Decodes in a worker thread; a hang fails after 20 s instead of stalling the suite."""
+    """Decodes in a worker thread; a hang fails after the hang guard instead of stalling the
+    suite forever."""
     future = POOL.submit(_decode, data)
-    outcome = future.result(timeout=20)
+    outcome = future.result(timeout=HANG_S)
     if isinstance(outcome, BaseException):
         raise outcome
 

@@ -23,9 +23,9 @@ from voice_orchestrator.pipeline.turns import SessionRef, TurnPolicy, Turns
 from voice_orchestrator.pipeline.vad import FRAME_BYTES
 from voice_orchestrator.providers.base import Providers
 
+from ..conftest import HANG_S
 from ..fakes import FakeLLM, FakeSTT, FakeTTS, fake_providers
 
-HANG_GUARD_S = 120
 SESSION = SessionRef("", "core-test")
 
 
@@ -60,7 +60,7 @@ class Recorder:
     async def wait_for(
         self, predicate: Callable[[list[ev.ConversationEvent]], bool]
     ) -> list[ev.ConversationEvent]:
-        async with asyncio.timeout(HANG_GUARD_S), self.changed:
+        async with asyncio.timeout(HANG_S), self.changed:
             await self.changed.wait_for(lambda: predicate(self.events))
         return self.events
 

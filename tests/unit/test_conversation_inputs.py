@@ -20,6 +20,7 @@ from voice_orchestrator.pipeline.telemetry import TurnTelemetry
 from voice_orchestrator.pipeline.turns import SessionRef, TurnPolicy, Turns
 from voice_orchestrator.providers.base import Providers
 
+from ..conftest import HANG_S
 from ..fakes import FakeLLM, FakeSTT, FakeTTS, fake_providers, tone
 
 REPLY = "The capital of France is Paris. It is big."
@@ -154,7 +155,7 @@ async def test_truncate_while_the_answer_plays() -> None:
     providers = fake_providers(llm=llm, tts=FakeTTS())
     talk, recorder, store = conversation(providers)
     turn_id = await talk.respond(text="Hi")
-    async with asyncio.timeout(120):
+    async with asyncio.timeout(HANG_S):
         await recorder.first_sentence_sent.wait()
     assert await talk.truncate(turn_id, 150) == "The capital of"
     await talk.wait_idle()

@@ -13,7 +13,7 @@ from voice_orchestrator.errors import ProviderTimeout, ProviderUnavailable
 from voice_orchestrator.main import create_app
 from voice_orchestrator.metrics import TURN_HISTOGRAMS
 
-from ..conftest import AppClient, make_settings, running
+from ..conftest import HANG_S, AppClient, make_settings, running
 from ..fakes import FakeLLM, FakeTTS, fake_providers, make_wav, tone
 from ..integration.test_openai_adapters import sse
 
@@ -102,12 +102,12 @@ async def test_requests_refused_before_routing_keep_their_route(app_client: AppC
 
 
 async def test_slot_gauges_are_read_at_scrape_time(app_client: AppClient) -> None:
-    async with app_client(max_concurrency=1, queue_timeout_s=5) as client:
+    async with app_client(max_concurrency=1, queue_timeout_s=HANG_S) as client:
         slots = client.app.state.services.slots
         before = await metrics(client)
         async with slots.acquire():
             waiter = asyncio.create_task(client.post(DIALOGUE, content=make_wav(1.0), headers=WAV))
-            async with asyncio.timeout(5):
+            async with asyncio.timeout(HANG_S):
                 while slots.waiting == 0:
                     await asyncio.sleep(0)
             during = await metrics(client)

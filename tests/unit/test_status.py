@@ -11,7 +11,7 @@ from voice_orchestrator.errors import ProviderUnavailable
 from voice_orchestrator.health import HealthChecker, RecentOutcomes
 from voice_orchestrator.providers.base import ProviderHealth
 
-from ..conftest import AppClient
+from ..conftest import HANG_S, AppClient
 from ..fakes import FakeLLM, FakeSTT, FakeTTS, fake_providers, make_wav
 
 STATUS = "/api/orchestrator/status"
@@ -99,7 +99,7 @@ async def test_slow_probe_is_degraded_and_answers_200(app_client: AppClient) -> 
 async def test_probe_that_hangs_is_unhealthy_within_the_timeout(app_client: AppClient) -> None:
     stt = GatedProbe()  # never opened
     async with app_client(fake_providers(stt=stt), status_timeout_s=0.05) as client:
-        async with asyncio.timeout(2):
+        async with asyncio.timeout(HANG_S):  # the probe never answers: only a timeout ends it
             response = await client.get(STATUS)
     assert response.status_code == 503
     assert response.json()["services"]["stt"]["status"] == "unhealthy"

@@ -17,6 +17,7 @@ from voice_orchestrator.pipeline.tool_loop import ToolCallEnded, ToolCallStarted
 from voice_orchestrator.pipeline.turns import SessionRef, TurnPolicy, Turns
 from voice_orchestrator.providers.base import ToolCall
 
+from ..conftest import HANG_S
 from ..fakes import FakeToolbox, FakeToolLLM, FakeTTS, Timeline, fake_providers
 
 SESSION = SessionRef("", "tools")
@@ -140,7 +141,7 @@ async def test_closing_the_turn_cancels_a_running_call() -> None:
     toolbox = FakeToolbox({"weather": "sunny"}, delays={"weather": 60})
     turns, _ = turns_with(llm, toolbox, filler_ms=60_000)
     events = turns.run(SESSION, Audio(bytes(32_000), 16_000), started_at=0.0)
-    async with asyncio.timeout(120):
+    async with asyncio.timeout(HANG_S):
         async for event in events:
             if isinstance(event, ToolCallStarted):
                 break
