@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,10 +16,12 @@ import soxr
 
 from ..audio import Audio
 from ..errors import OrchestratorError
+from ..providers.base import ToolCall
 from . import dialogue
 from . import events as ev
 from .heard import HeardText
-from .tool_loop import ToolCallStarted, ToolExchange
+from .sessions import Turn
+from .tool_loop import ClientToolCall, ToolCallStarted, ToolExchange, ToolOutputs
 from .turns import SessionRef, Turns
 from .vad import SAMPLE_RATE
 
@@ -40,6 +42,9 @@ class Response:
     speak: bool = True
     truncated_ms: float | None = None  # the listener stopped playback there (truncate)
     tools: tuple[ToolExchange, ...] = ()  # the calls its stored turn was built on
+    tool_outputs: ToolOutputs | None = None  # it answers the client's calls of the turn it
+    resumes: Turn | None = None  # continues
+    requested: list[ToolCall] = field(default_factory=list)  # calls of the client's tools
     complete: bool = False  # all of it was sent: a barge-in no longer cuts it
     stored: bool = False  # its turn is in the history
     task: asyncio.Task[None] | None = None
@@ -58,6 +63,7 @@ class Responder:
     voice: str | None
     language: str | None
     instructions: str | None
+    client_tools: Sequence[Mapping[str, Any]] | None = None
 
     async def run(
         self,
@@ -118,6 +124,8 @@ class Responder:
                 text=text,
                 instructions=instructions if instructions is not None else self.instructions,
                 speak=response.speak,
+                client_tools=self.client_tools,
+                tool_outputs=response.tool_outputs,
             )
         rate = self.output_rate
         # A streaming resampler per sentence: its chunks join without clicks at their edges,
@@ -153,6 +161,8 @@ class Responder:
                     if resampler is not None and last is not None and rate is not None:
                         self._flush(response, playback, resampler, last, rate)
                     playback.put_nowait(event)
+                elif isinstance(event, ClientToolCall):
+                    response.requested.append(event.call)
                 elif isinstance(event, ToolCallStarted):
                     await self.emit(ev.ToolCalled(response.turn_id, event.call_id, event.name))
                 else:
@@ -234,6 +244,8 @@ class Responder:
             await self.emit(ev.SentenceSent(turn_id, sentence, round(pacer.sent_s * 1000)))
             await self.emit(ev.AudioDone(turn_id))
         response.complete = True
+        for call in response.requested:
+            await self.emit(ev.ToolCallRequested(turn_id, call.id, call.name, call.arguments))
         cut = response.truncated_ms
         text = done.response_text if cut is None else response.heard.text_until(cut)
         await self.emit(
@@ -252,6 +264,7 @@ class Responder:
                 text,
                 interrupted=cut is not None,
                 tools=done.tools,
+                resumes=response.resumes,
             )
             response.tools = done.tools
             response.stored = True
