@@ -172,6 +172,7 @@ class _Connection:
         settings = self._services.settings
         config = self._config.updated(session, settings)
         try:  # a shape the SDK's session model refuses (tools, say) changes nothing
+            self._wire.build("session.updated", session=self._describe(config, supported=True))
             text = self._wire.build("session.updated", session=self._describe(config))
         except ValidationError:
             raise InvalidRequest("session.update holds fields of the wrong shape.") from None
@@ -193,13 +194,14 @@ class _Connection:
     async def _send_session(self, kind: str) -> None:  # session.created
         await self._wire.send(kind, session=self._describe(self._config))
 
-    def _describe(self, config: SessionConfig) -> dict[str, Any]:
+    def _describe(self, config: SessionConfig, *, supported: bool | None = None) -> dict[str, Any]:
+        """The session as reported: no tools when the model cannot call any (``supported``
+        True: the tools as given, to check their shape)."""
         services = self._services
-        return config.describe(
-            self._wire.dialect,
-            services.providers.stt.model,
-            tools_supported=services.turns.client_tools_supported,
-        )
+        if supported is None:
+            supported = services.turns.client_tools_supported
+        stt_model = services.providers.stt.model
+        return config.describe(self._wire.dialect, stt_model, tools_supported=supported)
 
     async def _sink(self, event: ev.ConversationEvent) -> None:
         if isinstance(event, ev.SpeechStarted | ev.SpeechStopped):
