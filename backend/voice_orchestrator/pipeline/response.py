@@ -20,6 +20,7 @@ from ..providers.base import ToolCall
 from . import dialogue
 from . import events as ev
 from .heard import HeardText
+from .pacing import Pacer
 from .sessions import Turn
 from .tool_loop import ClientToolCall, ToolCallStarted, ToolExchange, ToolOutputs
 from .turns import SessionRef, Turns
@@ -174,7 +175,7 @@ class Responder:
         finally:
             await events.aclose()
 
-    async def _send_frame(self, pacer: _Pacer, frame: bytes, rate: int) -> None:
+    async def _send_frame(self, pacer: Pacer, frame: bytes, rate: int) -> None:
         await pacer.wait()
         await self.emit(ev.AudioFrame(pacer.response.turn_id, frame, rate))
         pacer.sent(len(frame) / 2 / rate)
@@ -214,7 +215,7 @@ class Responder:
         """Sends the answer's audio at real-time pace, at most the playback lead ahead, in
         whole frames (a chunk's remainder waits for the next; a sentence's last frame may be
         short, so that its end, where the listener's playback is marked, is exact)."""
-        pacer = _Pacer(response, self.playback_lead_ms / 1000)
+        pacer = Pacer(response, self.playback_lead_ms / 1000)
         pending = bytearray()
         rate = 0
         sentence: int | None = None
@@ -268,42 +269,6 @@ class Responder:
             )
             response.tools = done.tools
             response.stored = True
-
-
-class _Pacer:
-    """When the next frame may go: no earlier than the playback lead ahead of the listener,
-    never while the answer is paused (the listener's playback pauses too)."""
-
-    def __init__(self, response: Response, lead_s: float) -> None:
-        self.response = response
-        self._lead_s = lead_s
-        self._loop = asyncio.get_running_loop()
-        self._started: float | None = None  # loop time at which the listener's playback began
-        self.sent_s = 0.0
-
-    async def _unpaused(self) -> None:
-        resumed = self.response.resumed
-        if resumed.is_set():
-            return
-        paused = self._loop.time()
-        await resumed.wait()
-        if self._started is not None:
-            self._started += self._loop.time() - paused
-
-    async def wait(self) -> None:
-        await self._unpaused()
-        now = self._loop.time()
-        # After a gap (synthesis slower than playback) the listener started over.
-        if self._started is None or now - self._started > self.sent_s:
-            self._started = now - self.sent_s
-        ahead = self.sent_s - (now - self._started)
-        if ahead > self._lead_s:
-            await asyncio.sleep(ahead - self._lead_s)
-            await self._unpaused()
-
-    def sent(self, seconds: float) -> None:
-        self.sent_s += seconds
-        self.response.heard.sent(seconds * 1000)
 
 
 def _is_gone(error: BaseException) -> bool:
