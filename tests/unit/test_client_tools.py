@@ -211,3 +211,17 @@ async def test_committed_audio_waits_while_the_follow_up_runs() -> None:
 
 def vars_of(call: ToolCall) -> tuple[str, str, str]:
     return call.id, call.name, call.arguments
+
+
+async def test_their_output_reaches_the_model_whole_and_the_history_redacted() -> None:
+    llm = FakeToolLLM([[LOOKUP]], tokens=("Done.",))
+    turns, store = make_turns(fake_providers(llm=llm))
+    talk = Conversation(turns, SESSION, Recorder(), client_tools=THEIRS)
+    await talk.respond(text="Card?")
+    await talk.wait_idle()
+    await talk.respond(tool_outputs=[("call_1", "card 1234 5678 9012 3456")])
+    await talk.wait_idle()
+    assert llm.calls[-1][-1].content == "card 1234 5678 9012 3456"
+    [turn] = await store.history("s1")
+    assert turn.tools[0].result == "card [redacted]"
+    await talk.close()

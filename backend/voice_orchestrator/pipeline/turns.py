@@ -115,8 +115,10 @@ class Turns:
 
     async def resumed(self, session: SessionRef | None, tool_outputs: ToolOutputs) -> Turn:
         """The stored turn a follow-up with ``tool_outputs`` continues, their results filled
-        in. InvalidRequest when the session's last turn made none of those calls."""
-        return resumed_turn(await self.history(session), tool_outputs)
+        in (redacted, as the history keeps them). InvalidRequest when the session's last turn
+        made none of those calls."""
+        outputs = [(call_id, self.redact(output)) for call_id, output in tool_outputs]
+        return resumed_turn(await self.history(session), outputs)
 
     async def run(
         self,
