@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,7 @@ from ..errors import AudioTooShort
 from . import dialogue
 from . import events as ev
 from .response import Responder, Response
-from .sessions import Turn
+from .tool_loop import ToolOutputs
 from .turns import SessionRef, Turns
 from .vad import (
     FRAME_MS,
@@ -80,6 +80,7 @@ class Conversation:
         language: str | None = None,
         instructions: str | None = None,
         classifier: FrameClassifier | None = None,
+        client_tools: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         self._turns = turns
         self.session = session
@@ -88,6 +89,9 @@ class Conversation:
         self.voice = voice
         self.language = language
         self.instructions = instructions
+        # The client's own tools (chat ``tools`` format): a call ends the response with
+        # ToolCallRequested; respond(tool_outputs=...) continues.
+        self.client_tools = client_tools
         self._classifier = classifier
         self._segmenter, self._resampler = _input_stage(options, classifier)
         self._send_lock = asyncio.Lock()
@@ -210,12 +214,22 @@ class Conversation:
         text: str | None = None,
         instructions: str | None = None,
         speak: bool | None = None,
+        tool_outputs: ToolOutputs | None = None,
     ) -> str:
-        """Starts a response to ``text``, or to the committed audio waiting for one; spoken
-        unless ``speak`` is False (default: ``options.speak``). Returns the turn id."""
-        audio, self._pending = self._pending, None
+        """Starts a response to ``text``, or to the committed audio waiting for one, or with
+        ``tool_outputs`` ((call id, output) pairs) to the client's tool calls of the last turn
+        (committed audio keeps waiting); spoken unless ``speak`` is False (default:
+        ``options.speak``). Returns the turn id."""
+        audio = None
+        if tool_outputs is None:
+            audio, self._pending = self._pending, None
         return await self._begin(
-            audio, text=text, instructions=instructions, keep_early=False, speak=speak
+            audio,
+            text=text,
+            instructions=instructions,
+            keep_early=False,
+            speak=speak,
+            tool_outputs=tool_outputs,
         )
 
     async def cancel(self) -> None:
@@ -244,9 +258,15 @@ class Conversation:
         if last is None or last.turn_id != turn_id or last.transcript is None:
             return None
         kept = last.heard.text_until(min(audio_end_ms, last.heard.sent_ms))
-        transcript, text = self._turns.redact(last.transcript), self._turns.redact(kept)
-        turn = Turn(transcript, text, True, time.time(), last.tools)
-        await self._turns.sessions.amend_last(self.session.key, turn)
+        await self._turns.remember(
+            self.session,
+            last.transcript,
+            kept,
+            interrupted=True,
+            tools=last.tools,
+            resumes=last.resumes,
+            amend=True,
+        )
         return kept
 
     async def say(self, text: str) -> None:
@@ -323,9 +343,13 @@ class Conversation:
         instructions: str | None,
         keep_early: bool,
         speak: bool | None = None,
+        tool_outputs: ToolOutputs | None = None,
     ) -> str:
         ended_at = time.perf_counter()
         await self._interrupt(carry=False)
+        # Looked up once the last response is stored; InvalidRequest for calls it did not make.
+        turns = self._turns
+        resumes = None if tool_outputs is None else await turns.resumed(self.session, tool_outputs)
         if audio is not None:
             audio = self._with_carried(audio)
             self._carried = None
@@ -336,6 +360,8 @@ class Conversation:
         self.turns += 1
         response = Response(uuid.uuid4().hex[:12], audio, ended_at)
         response.speak = self.options.speak if speak is None else speak
+        if tool_outputs is not None:  # no user words: the resumed turn's are kept
+            response.resumes, response.tool_outputs, response.transcript = resumes, tool_outputs, ""
         response.task = asyncio.create_task(
             self._context().run(response, early=early, text=text, instructions=instructions)
         )
@@ -374,7 +400,13 @@ class Conversation:
         if carry and not response.heard.any_sent and response.audio is not None:
             self._carried = response.audio
         elif response.transcript is not None and response.remember:
-            await self._turns.remember(self.session, response.transcript, kept, interrupted=True)
+            await self._turns.remember(
+                self.session,
+                response.transcript,
+                kept,
+                interrupted=True,
+                resumes=response.resumes,
+            )
             response.stored = True
             self._last = response
 
@@ -400,6 +432,7 @@ class Conversation:
             voice=self.voice,
             language=self.language,
             instructions=self.instructions,
+            client_tools=self.client_tools,
         )
 
     def _stored(self, response: Response) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,14 +19,18 @@ from ..providers.base import ChatMessage, Providers, ToolCall, ToolChatModel, Tr
 from .aio import aclose, ms_since
 from .sentences import SentenceChunker
 from .tool_loop import (
+    ClientToolCall,
     ToolCallEnded,
     ToolCallStarted,
     ToolClock,
     ToolExchange,
+    ToolOutputs,
     ToolPolicy,
     ToolRunner,
+    offered_tools,
     round_messages,
     run_round,
+    split_calls,
 )
 
 
@@ -90,7 +94,15 @@ class TurnDone:
     tools: tuple[ToolExchange, ...] = ()
 
 
-TurnEvent = TranscriptReady | TextDelta | AudioChunk | ToolCallStarted | ToolCallEnded | TurnDone
+TurnEvent = (
+    TranscriptReady
+    | TextDelta
+    | AudioChunk
+    | ToolCallStarted
+    | ToolCallEnded
+    | ClientToolCall
+    | TurnDone
+)
 
 
 @dataclass(slots=True)
@@ -140,6 +152,13 @@ class DialogueTurn:
     tools: ToolRunner | None = None
     tool_policy: ToolPolicy = field(default_factory=ToolPolicy)
     tools_used: list[ToolExchange] = field(default_factory=list)
+    # The client's own tools (chat ``tools`` format), offered beside ``tools``: a call of one
+    # ends the turn after the text said so far (ClientToolCall); nothing runs here.
+    client_tools: Sequence[Mapping[str, Any]] | None = None
+    # The outputs of the client's calls, in place of the user's words (nothing is transcribed):
+    # ``context`` ends with the assistant message that made the calls.
+    tool_outputs: ToolOutputs | None = None
+    _handed_out: bool = field(default=False, init=False)  # a client call ended the turn
     _round_start: int = field(default=0, init=False)
     _output_s: float = field(default=0.0, init=False)
     _cut: bool = field(default=False, init=False)
@@ -160,9 +179,16 @@ class DialogueTurn:
 
     async def _run(self, out: asyncio.Queue[TurnEvent | Exception | None]) -> None:
         try:
-            transcript = await self._transcribe()
-            out.put_nowait(TranscriptReady(transcript.text, transcript.language))
-            messages = [*self.context, ChatMessage("user", transcript.text)]
+            if self.tool_outputs is None:
+                transcript = await self._transcribe()
+                out.put_nowait(TranscriptReady(transcript.text, transcript.language))
+                messages = [*self.context, ChatMessage("user", transcript.text)]
+            else:
+                transcript = Transcript("")
+                messages = [
+                    *self.context,
+                    *(ChatMessage("tool", text, tool_call_id=i) for i, text in self.tool_outputs),
+                ]
             sentences: asyncio.Queue[str | None] = asyncio.Queue()
             reply: list[str] = []
             rate: list[int] = []
@@ -228,18 +254,28 @@ class DialogueTurn:
         try:
             while True:
                 calls = await self._generate_round(messages, rounds, chunker, sentences, out, reply)
-                if not calls or self.tools is None:
+                ours, theirs = split_calls(calls, self.tools, self.client_tools)
+                if not ours and not theirs:
                     break
                 rounds += 1
                 # What the model said before its calls is spoken now, not after them.
                 for sentence in chunker.flush():
                     sentences.put_nowait(sentence)
                 said = "".join(reply[self._round_start :])
-                with clock:
-                    exchanges = await run_round(
-                        self.tools, self.tool_policy, calls, out.put_nowait, sentences.put_nowait
-                    )
+                exchanges: list[ToolExchange] = []
+                if ours:
+                    assert self.tools is not None
+                    with clock:
+                        exchanges = await run_round(
+                            self.tools, self.tool_policy, ours, out.put_nowait, sentences.put_nowait
+                        )
                 self.tools_used.extend(exchanges)
+                if theirs:  # their results come with a follow-up turn
+                    self._handed_out = True
+                    for call in theirs:
+                        out.put_nowait(ClientToolCall(call))
+                        self.tools_used.append(ToolExchange(call.id, call.name, call.arguments, ""))
+                    break
                 messages.extend(round_messages(said, exchanges))
                 self._round_start = len(reply)
         finally:
@@ -249,7 +285,7 @@ class DialogueTurn:
         for sentence in chunker.flush():
             sentences.put_nowait(sentence)
         sentences.put_nowait(None)
-        if not "".join(reply).strip():
+        if not "".join(reply).strip() and not self._handed_out:
             raise ProviderFailed("llm", "The llm service returned an empty reply.")
 
     async def _generate_round(
@@ -267,9 +303,12 @@ class DialogueTurn:
         llm = self.providers.llm
         calls: list[ToolCall] = []
         stream: AsyncIterator[str | ToolCall]
-        if self.tools is not None and rounds < self.tool_policy.max_rounds:
-            with_tools: ToolChatModel = llm  # type: ignore[assignment]  # checked at start-up
-            stream = with_tools.stream_with_tools(messages, self.tools.definitions())
+        last = rounds >= self.tool_policy.max_rounds
+        offered = offered_tools(None if last else self.tools, self.client_tools)
+        if offered:
+            # Checked at start-up for our tools, by Turns for the client's.
+            with_tools: ToolChatModel = llm  # type: ignore[assignment]
+            stream = with_tools.stream_with_tools(messages, offered)
         else:
             stream = llm.stream(messages)
         try:
@@ -314,7 +353,7 @@ class DialogueTurn:
         finally:
             if start is not None:
                 self.timings.tts_ms = ms_since(start)
-        if not rate:
+        if not rate and index:  # no sentence at all: the turn ended on a client's call
             raise ProviderFailed("tts", "The tts service returned no audio.")
 
     async def _speak_one(

@@ -113,6 +113,18 @@ class ToolFinished:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCallRequested:
+    """The model called one of the client's own tools (``Conversation.client_tools``); sent
+    after the response's audio, before its ``ResponseDone``. The client runs it and answers
+    with ``respond(tool_outputs=[(call_id, output)])``. ``arguments`` is JSON text."""
+
+    turn_id: str
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
 class ResponseDone:
     """``text`` is what the listener heard of the answer, as the history keeps it."""
 
@@ -144,6 +156,7 @@ ConversationEvent = (
     | Interrupted
     | ToolCalled
     | ToolFinished
+    | ToolCallRequested
     | ResponseDone
     | ErrorRaised
 )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,10 +16,13 @@ import soxr
 
 from ..audio import Audio
 from ..errors import OrchestratorError
+from ..providers.base import ToolCall
 from . import dialogue
 from . import events as ev
 from .heard import HeardText
-from .tool_loop import ToolCallStarted, ToolExchange
+from .pacing import Pacer
+from .sessions import Turn
+from .tool_loop import ClientToolCall, ToolCallStarted, ToolExchange, ToolOutputs
 from .turns import SessionRef, Turns
 from .vad import SAMPLE_RATE
 
@@ -40,6 +43,9 @@ class Response:
     speak: bool = True
     truncated_ms: float | None = None  # the listener stopped playback there (truncate)
     tools: tuple[ToolExchange, ...] = ()  # the calls its stored turn was built on
+    tool_outputs: ToolOutputs | None = None  # it answers the client's calls of the turn it
+    resumes: Turn | None = None  # continues
+    requested: list[ToolCall] = field(default_factory=list)  # calls of the client's tools
     complete: bool = False  # all of it was sent: a barge-in no longer cuts it
     stored: bool = False  # its turn is in the history
     task: asyncio.Task[None] | None = None
@@ -58,6 +64,7 @@ class Responder:
     voice: str | None
     language: str | None
     instructions: str | None
+    client_tools: Sequence[Mapping[str, Any]] | None = None
 
     async def run(
         self,
@@ -118,6 +125,8 @@ class Responder:
                 text=text,
                 instructions=instructions if instructions is not None else self.instructions,
                 speak=response.speak,
+                client_tools=self.client_tools,
+                tool_outputs=response.tool_outputs,
             )
         rate = self.output_rate
         # A streaming resampler per sentence: its chunks join without clicks at their edges,
@@ -153,6 +162,8 @@ class Responder:
                     if resampler is not None and last is not None and rate is not None:
                         self._flush(response, playback, resampler, last, rate)
                     playback.put_nowait(event)
+                elif isinstance(event, ClientToolCall):
+                    response.requested.append(event.call)
                 elif isinstance(event, ToolCallStarted):
                     await self.emit(ev.ToolCalled(response.turn_id, event.call_id, event.name))
                 else:
@@ -164,7 +175,7 @@ class Responder:
         finally:
             await events.aclose()
 
-    async def _send_frame(self, pacer: _Pacer, frame: bytes, rate: int) -> None:
+    async def _send_frame(self, pacer: Pacer, frame: bytes, rate: int) -> None:
         await pacer.wait()
         await self.emit(ev.AudioFrame(pacer.response.turn_id, frame, rate))
         pacer.sent(len(frame) / 2 / rate)
@@ -204,7 +215,7 @@ class Responder:
         """Sends the answer's audio at real-time pace, at most the playback lead ahead, in
         whole frames (a chunk's remainder waits for the next; a sentence's last frame may be
         short, so that its end, where the listener's playback is marked, is exact)."""
-        pacer = _Pacer(response, self.playback_lead_ms / 1000)
+        pacer = Pacer(response, self.playback_lead_ms / 1000)
         pending = bytearray()
         rate = 0
         sentence: int | None = None
@@ -234,6 +245,8 @@ class Responder:
             await self.emit(ev.SentenceSent(turn_id, sentence, round(pacer.sent_s * 1000)))
             await self.emit(ev.AudioDone(turn_id))
         response.complete = True
+        for call in response.requested:
+            await self.emit(ev.ToolCallRequested(turn_id, call.id, call.name, call.arguments))
         cut = response.truncated_ms
         text = done.response_text if cut is None else response.heard.text_until(cut)
         await self.emit(
@@ -252,45 +265,10 @@ class Responder:
                 text,
                 interrupted=cut is not None,
                 tools=done.tools,
+                resumes=response.resumes,
             )
             response.tools = done.tools
             response.stored = True
-
-
-class _Pacer:
-    """When the next frame may go: no earlier than the playback lead ahead of the listener,
-    never while the answer is paused (the listener's playback pauses too)."""
-
-    def __init__(self, response: Response, lead_s: float) -> None:
-        self.response = response
-        self._lead_s = lead_s
-        self._loop = asyncio.get_running_loop()
-        self._started: float | None = None  # loop time at which the listener's playback began
-        self.sent_s = 0.0
-
-    async def _unpaused(self) -> None:
-        resumed = self.response.resumed
-        if resumed.is_set():
-            return
-        paused = self._loop.time()
-        await resumed.wait()
-        if self._started is not None:
-            self._started += self._loop.time() - paused
-
-    async def wait(self) -> None:
-        await self._unpaused()
-        now = self._loop.time()
-        # After a gap (synthesis slower than playback) the listener started over.
-        if self._started is None or now - self._started > self.sent_s:
-            self._started = now - self.sent_s
-        ahead = self.sent_s - (now - self._started)
-        if ahead > self._lead_s:
-            await asyncio.sleep(ahead - self._lead_s)
-            await self._unpaused()
-
-    def sent(self, seconds: float) -> None:
-        self.sent_s += seconds
-        self.response.heard.sent(seconds * 1000)
 
 
 def _is_gone(error: BaseException) -> bool:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from ..providers.base import ChatMessage, ToolCall
@@ -55,7 +55,19 @@ class ToolCallEnded:
     ms: float
 
 
+@dataclass(frozen=True, slots=True)
+class ClientToolCall:
+    """The model called one of the client's own tools: nothing runs here. The turn ends after
+    the text said so far; the client runs the tool and a follow-up turn (``tool_outputs``)
+    gives the model its output."""
+
+    call: ToolCall
+
+
 ToolEvent = ToolCallStarted | ToolCallEnded
+
+# What a client gives for its tool calls: (call_id, output) pairs.
+ToolOutputs = Sequence[tuple[str, str]]
 
 
 async def run_round(
@@ -92,6 +104,52 @@ def round_messages(said: str, exchanges: Sequence[ToolExchange]) -> list[ChatMes
         ChatMessage("assistant", said, tool_calls=calls),
         *(ChatMessage("tool", e.result, tool_call_id=e.call_id) for e in exchanges),
     ]
+
+
+def offered_tools(
+    tools: ToolRunner | None, client_tools: Sequence[Mapping[str, Any]] | None
+) -> list[Mapping[str, Any]]:
+    """The definitions offered to the model: ours and the client's (theirs shadow ours of the
+    same name)."""
+    theirs = list(client_tools or ())
+    names = {_name(tool) for tool in theirs}
+    ours = tools.definitions() if tools is not None else []
+    return [*(tool for tool in ours if _name(tool) not in names), *theirs]
+
+
+def split_calls(
+    calls: Sequence[ToolCall],
+    tools: ToolRunner | None,
+    client_tools: Sequence[Mapping[str, Any]] | None,
+) -> tuple[list[ToolCall], list[ToolCall]]:
+    """The calls that run here and those the client runs: its tools', or every call when no
+    tool runs here."""
+    names = {_name(tool) for tool in client_tools or ()}
+
+    def theirs(call: ToolCall) -> bool:
+        return client_tools is not None and (tools is None or call.name in names)
+
+    return (
+        [call for call in calls if tools is not None and not theirs(call)],
+        [call for call in calls if theirs(call)],
+    )
+
+
+def _name(tool: Mapping[str, Any]) -> str:
+    function = tool.get("function")
+    return str(function.get("name", "")) if isinstance(function, Mapping) else ""
+
+
+def answered(exchanges: Sequence[ToolExchange], outputs: ToolOutputs) -> tuple[ToolExchange, ...]:
+    """``exchanges`` with the results of the calls ``outputs`` answer; KeyError naming a call
+    id that none of them holds."""
+    results = dict(outputs)
+    unknown = results.keys() - {e.call_id for e in exchanges}
+    if unknown:
+        raise KeyError(min(unknown))
+    return tuple(
+        replace(e, result=results[e.call_id]) if e.call_id in results else e for e in exchanges
+    )
 
 
 class ToolClock:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from ..audio import Audio, resample
 from ..errors import ProviderFailed, ProviderTimeout
@@ -29,11 +30,12 @@ from .dialogue import (
     TurnEvent,
     TurnTimings,
 )
+from .follow_up import continued, resumed_context, resumed_turn
 from .redaction import redact
 from .sentences import SentenceChunker
 from .sessions import SessionStore, Turn, build_context, store_key
 from .telemetry import TurnTelemetry
-from .tool_loop import ToolExchange, ToolPolicy, ToolRunner
+from .tool_loop import ClientToolCall, ToolExchange, ToolOutputs, ToolPolicy, ToolRunner
 
 # Where a reply may be cut for redaction: after a sentence's end, which no run of digits
 # (written or spoken, with spaces or dashes between) can span.
@@ -106,6 +108,18 @@ class Turns:
     async def history(self, session: SessionRef | None) -> list[Turn]:
         return await self.sessions.history(session.key) if session is not None else []
 
+    @property
+    def client_tools_supported(self) -> bool:
+        """Whether the language model can be offered the client's own tools."""
+        return callable(getattr(self.providers.llm, "stream_with_tools", None))
+
+    async def resumed(self, session: SessionRef | None, tool_outputs: ToolOutputs) -> Turn:
+        """The stored turn a follow-up with ``tool_outputs`` continues, their results filled
+        in (redacted, as the history keeps them). InvalidRequest when the session's last turn
+        made none of those calls."""
+        outputs = [(call_id, self.redact(output)) for call_id, output in tool_outputs]
+        return resumed_turn(await self.history(session), outputs)
+
     async def run(
         self,
         session: SessionRef | None,
@@ -119,19 +133,31 @@ class Turns:
         text: str | None = None,
         instructions: str | None = None,
         speak: bool = True,
+        client_tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_outputs: ToolOutputs | None = None,
     ) -> AsyncGenerator[TurnEvent, None]:
         """The turn's events under a dialogue slot, with every text redacted as a client may
         see it (text deltas a sentence at a time when redaction is on). Raises
         OrchestratorError subclasses; closing the generator cancels the turn and frees the
-        slot. Nothing is remembered here: the caller knows what the listener heard."""
+        slot. Nothing is remembered here: the caller knows what the listener heard.
+
+        ``client_tools`` (chat ``tools`` format) are the client's own: a call of one ends the
+        turn with ClientToolCall (ignored when the model cannot call tools). With
+        ``tool_outputs`` ((call id, output) pairs) the turn answers those calls, made by the
+        session's last turn, instead of user words (InvalidRequest when it made none)."""
         policy = self.policy
         async with self.slots.acquire():
             history = await self.history(session)
             system_prompt = policy.system_prompt if instructions is None else instructions
+            limit = policy.max_history_chars
+            if tool_outputs is None:
+                context = build_context(system_prompt, history, max_chars=limit)
+            else:
+                context = resumed_context(system_prompt, history, tool_outputs, max_chars=limit)
             turn = DialogueTurn(
                 providers=self.providers,
                 audio=audio,
-                context=build_context(system_prompt, history, max_chars=policy.max_history_chars),
+                context=context,
                 started_at=started_at,
                 voice=voice,
                 language=language,
@@ -145,6 +171,8 @@ class Turns:
                 tools=self.tools,
                 tool_policy=self.tool_policy,
                 speak=speak,
+                client_tools=client_tools if self.client_tools_supported else None,
+                tool_outputs=tool_outputs,
             )
             events = self._telemetry.observe(turn)
             held = ""  # reply text not yet released (redaction waits for a sentence's end)
@@ -175,6 +203,9 @@ class Turns:
                         yield replace(event, text=redact(event.text))
                     elif isinstance(event, AudioChunk):
                         yield replace(event, sentence=redact(event.sentence))
+                    elif isinstance(event, ClientToolCall):
+                        arguments = redact(event.call.arguments)
+                        yield ClientToolCall(replace(event.call, arguments=arguments))
                     else:
                         yield event
             finally:
@@ -219,12 +250,23 @@ class Turns:
         *,
         interrupted: bool = False,
         tools: tuple[ToolExchange, ...] = (),
+        resumes: Turn | None = None,
+        amend: bool = False,
     ) -> None:
-        """Stores a finished turn as the listener had it (redacted when redaction is on)."""
+        """Stores a finished turn as the listener had it (redacted when redaction is on). A
+        follow-up of the client's tool calls continues the turn it ``resumes`` (from
+        ``resumed``); with ``amend``, or for a follow-up, the last stored turn is replaced."""
         if session is None:
             return
-        turn = Turn(self.redact(transcript), self.redact(reply), interrupted, time.time(), tools)
-        await self.sessions.append(session.key, turn)
+        now = time.time()
+        if resumes is not None:
+            turn = continued(resumes, self.redact(reply), tools, interrupted=interrupted, at=now)
+        else:
+            turn = Turn(self.redact(transcript), self.redact(reply), interrupted, now, tools)
+        if amend or resumes is not None:
+            await self.sessions.amend_last(session.key, turn)
+        else:
+            await self.sessions.append(session.key, turn)
 
 
 def _last_break(text: str) -> int:

@@ -18,6 +18,7 @@ from ... import g711
 from ...errors import InvalidAudio, InvalidRequest
 from ...pipeline import events as ev
 from ...pipeline.conversation import Conversation
+from .calls import output_item, tool_output
 from .session import RATES, SessionConfig
 from .wire import Wire, new_id
 
@@ -39,6 +40,7 @@ class Input:
         self._committing = False
         self.last_item: str | None = None
         self._text: str | None = None  # a user text item waiting for response.create
+        self._outputs: list[tuple[str, str]] = []  # function call outputs waiting for it
 
     def _conversation(self) -> Conversation:
         assert self.conversation is not None
@@ -47,6 +49,10 @@ class Input:
     def take_text(self) -> str | None:
         text, self._text = self._text, None
         return text
+
+    def take_tool_outputs(self) -> list[tuple[str, str]]:
+        outputs, self._outputs = self._outputs, []
+        return outputs
 
     async def append(self, audio: Any) -> None:
         pcm = decode(audio, self._config.input_format)
@@ -106,19 +112,10 @@ class Input:
         item_id = str(item.get("id") or new_id("item"))
         kind = item.get("type", "message")
         if kind == "function_call_output":
-            # The client's own function ran; its output is what the next response answers.
-            output = str(item.get("output", ""))
-            self._text = output
-            await self._added(
-                {
-                    "id": item_id,
-                    "object": "realtime.item",
-                    "type": "function_call_output",
-                    "call_id": str(item.get("call_id", "")),
-                    "output": output,
-                    "status": "completed",
-                }
-            )
+            # The client's own function ran: the next response gives the model its output.
+            call_id, output = tool_output(item)
+            self._outputs.append((call_id, output))
+            await self._added(output_item(item_id, call_id, output))
             return
         if kind != "message" or item.get("role") != "user":
             raise InvalidRequest("Items created by the client are user messages or call outputs.")

@@ -1,9 +1,10 @@
 """Responses: ``response.create`` and ``response.cancel`` in, the core's events out as the
 protocol's response events, and ``conversation.item.truncate``.
 
-One response has one output item: an assistant message whose content part is audio with its
+A response's first output item is an assistant message whose content part is audio with its
 transcript (the audio base64 in the session's output format) or, for a text-only response,
-text. ``response.done`` reports completed, cancelled (by the client, or by the listener's speech:
+text; a call of one of the client's functions follows it as a ``function_call`` item (``calls``).
+``response.done`` reports completed, cancelled (by the client, or by the listener's speech:
 ``turn_detected``) or failed with the contract's error code.
 """
 
@@ -18,6 +19,7 @@ from ... import g711
 from ...errors import InvalidRequest, OrchestratorError
 from ...pipeline import events as ev
 from ...pipeline.conversation import Conversation
+from .calls import send_call
 from .session import SessionConfig
 from .wire import Wire, new_id
 
@@ -36,6 +38,8 @@ class _Response:
     id: str = field(default_factory=lambda: new_id("resp"))
     item_id: str = field(default_factory=lambda: new_id("item"))
     opened: bool = False
+    closed: bool = False
+    output: list[dict[str, Any]] = field(default_factory=list)  # finished output items
     audio_done: bool = False
     text: list[str] = field(default_factory=list)
     reason: str = "turn_detected"
@@ -48,6 +52,7 @@ class Responses:
         self.conversation: Conversation | None = None
         self._current: _Response | None = None
         self._next_speak: bool | None = None
+        self._next_answers_user = True  # False: the next response answers function outputs
         self._audio_item: tuple[str, float] | None = None  # committed user audio, unanswered
         self._items: OrderedDict[str, str] = OrderedDict()  # assistant item id -> turn id
 
@@ -64,6 +69,19 @@ class Responses:
         instructions = params.get("instructions")
         modalities = params.get("output_modalities", params.get("modalities"))
         speak = None if modalities is None else "audio" in modalities
+        outputs = inputs.take_tool_outputs()
+        if outputs:  # a user message or audio waits for the next response.create
+            self._next_speak, self._next_answers_user = speak, False
+            try:
+                await self._conversation().respond(
+                    tool_outputs=outputs,
+                    instructions=str(instructions) if instructions is not None else None,
+                    speak=speak,
+                )
+            except OrchestratorError:  # no response started
+                self._next_speak, self._next_answers_user = None, True
+                raise
+            return
         text = inputs.take_text()
         if text is not None:
             self._audio_item = None  # the text was the last thing said
@@ -132,6 +150,10 @@ class Responses:
                 await self._send_part(response, "response.output_audio.done")
             case ev.Interrupted():
                 pass
+            case ev.ToolCallRequested():
+                await self._close_message(response, "completed", "".join(response.text).strip())
+                index = len(response.output)
+                response.output.append(await send_call(self._wire, response.id, index, event))
             case ev.ResponseDone(_, _, text, interrupted, _):
                 await self._finish(response, "cancelled" if interrupted else "completed", text)
             case ev.ErrorRaised(error, _):
@@ -140,8 +162,11 @@ class Responses:
     async def _started(self, turn_id: str) -> None:
         speak = self._config.speak if self._next_speak is None else self._next_speak
         self._next_speak = None
-        user_item, seconds = self._audio_item or (None, 0.0)
-        self._audio_item = None
+        user_item, seconds = None, 0.0
+        answers_user, self._next_answers_user = self._next_answers_user, True
+        if answers_user:
+            user_item, seconds = self._audio_item or (None, 0.0)
+            self._audio_item = None
         response = _Response(turn_id, speak, user_item, seconds)
         self._current = response
         await self._wire.send("response.created", response=self._body(response, "in_progress", []))
@@ -168,8 +193,14 @@ class Responses:
         error: OrchestratorError | None = None,
     ) -> None:
         self._current = None
-        output = []
-        if response.opened:
+        await self._close_message(response, status, text)
+        body = self._body(response, status, response.output, error)
+        await self._wire.send("response.done", response=body)
+
+    async def _close_message(self, response: _Response, status: str, text: str) -> None:
+        """Finishes the assistant message item, if the response opened one."""
+        if response.opened and not response.closed:
+            response.closed = True
             sent = "".join(response.text)
             if response.speak:
                 if not response.audio_done:
@@ -189,9 +220,7 @@ class Responses:
                 "response.output_item.done", response_id=response.id, output_index=0, item=item
             )
             await self._wire.send("conversation.item.done", item=item)
-            output.append(item)
-        body = self._body(response, status, output, error)
-        await self._wire.send("response.done", response=body)
+            response.output.append(item)
 
     async def _send_part(self, response: _Response, kind: str, **payload: Any) -> None:
         await self._wire.send(

@@ -30,6 +30,7 @@ from ..errors import CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, CLOSE_TRY_AGAIN_L
 from ..middleware import presented_key
 from ..origins import refuse_foreign_origin
 from ..sockets import ListenerGone, closed_when_drained, receive, socket_slot
+from .calls import chat_tools
 from .input import Input
 from .output import Responses
 from .session import SessionConfig
@@ -170,11 +171,9 @@ class _Connection:
             raise InvalidRequest("session.update needs a session object.")
         settings = self._services.settings
         config = self._config.updated(session, settings)
-        stt_model = self._services.providers.stt.model
         try:  # a shape the SDK's session model refuses (tools, say) changes nothing
-            text = self._wire.build(
-                "session.updated", session=config.describe(self._wire.dialect, stt_model)
-            )
+            self._wire.build("session.updated", session=self._describe(config, supported=True))
+            text = self._wire.build("session.updated", session=self._describe(config))
         except ValidationError:
             raise InvalidRequest("session.update holds fields of the wrong shape.") from None
         self._config.assign(config)
@@ -182,6 +181,10 @@ class _Connection:
         conversation.instructions = self._config.instructions
         conversation.voice = self._config.tts_voice
         conversation.language = self._config.language
+        if self._services.turns.client_tools_supported:
+            conversation.client_tools = chat_tools(self._config.tools, self._config.tool_choice)
+        elif self._config.tools:
+            logger.warning("realtime tools not offered: the language model cannot call tools")
         options = self._config.options(settings)
         if options != conversation.options:
             conversation.reconfigure(options)
@@ -189,8 +192,16 @@ class _Connection:
             await self._wire.send_text(text)
 
     async def _send_session(self, kind: str) -> None:  # session.created
-        stt_model = self._services.providers.stt.model
-        await self._wire.send(kind, session=self._config.describe(self._wire.dialect, stt_model))
+        await self._wire.send(kind, session=self._describe(self._config))
+
+    def _describe(self, config: SessionConfig, *, supported: bool | None = None) -> dict[str, Any]:
+        """The session as reported: no tools when the model cannot call any (``supported``
+        True: the tools as given, to check their shape)."""
+        services = self._services
+        if supported is None:
+            supported = services.turns.client_tools_supported
+        stt_model = services.providers.stt.model
+        return config.describe(self._wire.dialect, stt_model, tools_supported=supported)
 
     async def _sink(self, event: ev.ConversationEvent) -> None:
         if isinstance(event, ev.SpeechStarted | ev.SpeechStopped):

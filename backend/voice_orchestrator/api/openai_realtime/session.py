@@ -4,7 +4,9 @@ that ``session.created`` and ``session.updated`` report.
 What the cascaded pipeline honours: instructions (the system prompt), the voice, turn detection
 (server VAD with its silence duration and whether it answers by itself, or none: manual
 commits), the audio formats (pcm16 at 24 kHz, G.711 μ-law and A-law at 8 kHz), the output
-modalities (audio with its transcript, or text only) and the input transcription's language.
+modalities (audio with its transcript, or text only), the input transcription's language, and
+the client's function tools (``calls``), which the model is offered when it can call tools (the
+embedded model cannot: the session then reports no tools).
 Everything else is accepted, echoed where the protocol has a field for it, and logged as
 without effect; a value that cannot be honoured is reported at its effective value.
 """
@@ -140,8 +142,12 @@ class SessionConfig:
         for name in self.__slots__:
             setattr(self, name, getattr(other, name))
 
-    def describe(self, dialect: Dialect, stt_model: str) -> dict[str, Any]:
-        """The effective session, shaped for ``session.created`` / ``session.updated``."""
+    def describe(
+        self, dialect: Dialect, stt_model: str, *, tools_supported: bool = True
+    ) -> dict[str, Any]:
+        """The effective session, shaped for ``session.created`` / ``session.updated``; no
+        tools when the language model cannot call any."""
+        tools = self.tools if tools_supported else []
         transcription = None
         if self.transcription is not None:
             transcription = {**self.transcription, "model": stt_model}
@@ -158,7 +164,7 @@ class SessionConfig:
                 "output_audio_format": self.output_format,
                 "input_audio_transcription": transcription,
                 "turn_detection": detection,
-                "tools": self.tools,
+                "tools": tools,
                 "tool_choice": self.tool_choice if isinstance(self.tool_choice, str) else "auto",
                 **{k: v for k, v in self.extra.items() if k in _BETA_ECHOED},
             }
@@ -178,7 +184,7 @@ class SessionConfig:
                 },
                 "output": {"format": ga_format(self.output_format), "voice": self.voice},
             },
-            "tools": self.tools,
+            "tools": tools,
             "tool_choice": self.tool_choice,
             **{k: v for k, v in self.extra.items() if k in _GA_ECHOED},
         }

@@ -83,6 +83,14 @@ _MODELS: dict[str, tuple[type[BaseModel], type[BaseModel] | None]] = {
     ),
     "response.output_text.delta": (ga.ResponseTextDeltaEvent, beta.ResponseTextDeltaEvent),
     "response.output_text.done": (ga.ResponseTextDoneEvent, beta.ResponseTextDoneEvent),
+    "response.function_call_arguments.delta": (
+        ga.ResponseFunctionCallArgumentsDeltaEvent,
+        beta.ResponseFunctionCallArgumentsDeltaEvent,
+    ),
+    "response.function_call_arguments.done": (
+        ga.ResponseFunctionCallArgumentsDoneEvent,
+        beta.ResponseFunctionCallArgumentsDoneEvent,
+    ),
 }
 _BETA_NAMES = {
     "conversation.item.added": "conversation.item.created",
