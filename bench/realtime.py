@@ -195,3 +195,44 @@ async def false_alarm(runs: int) -> dict[str, Any]:
         "paused_for_ms": round(statistics.median(pauses), 1) if pauses else None,
         "note": "a cough pauses the answer for the detector's dismissal window, then it resumes",
     }
+
+
+async def openai_realtime_first_audio(runs: int, scripted: Any, limit_ms: float) -> dict[str, Any]:
+    """The OpenAI Realtime socket driven by the official SDK: from ``commit`` plus
+    ``response.create`` (push-to-talk) to the first audio delta, minus the physical limit of the
+    scripted stages, beside our WebSocket's figure."""
+    import base64
+
+    from openai import AsyncOpenAI
+
+    pcm = decode(QUESTION.read_bytes(), min_s=0.1, max_s=60, target_rate=24_000).audio.pcm
+    firsts: list[float] = []
+    settings = Settings(_env_file=None, max_concurrency=1000)
+    async with serve(create_app(settings, scripted())) as server:
+        client = AsyncOpenAI(base_url=server.url + "/v1", api_key="bench")
+        try:
+            for _ in range(runs):
+                async with client.realtime.connect(model="gpt-realtime") as connection:
+                    await connection.session.update(
+                        session={"type": "realtime", "audio": {"input": {"turn_detection": None}}}
+                    )
+                    for offset in range(0, len(pcm), 48_000):
+                        chunk = base64.b64encode(pcm[offset : offset + 48_000]).decode()
+                        await connection.input_audio_buffer.append(audio=chunk)
+                    start = time.perf_counter()
+                    await connection.input_audio_buffer.commit()
+                    await connection.response.create()
+                    async for event in connection:
+                        if event.type == "response.output_audio.delta":
+                            firsts.append((time.perf_counter() - start) * 1000)
+                            break
+                    await connection.response.cancel()
+        finally:
+            await client.close()
+    return {
+        "figure": "openai_realtime_first_audio_over_limit",
+        "limit_ms": limit_ms,
+        "runs": runs,
+        "commit_to_first_audio_delta_over_ms": round(statistics.median(firsts) - limit_ms, 1),
+        "target_over_ms": 10.0,
+    }

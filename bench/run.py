@@ -256,6 +256,7 @@ async def run(quick: bool) -> list[dict[str, Any]]:
         ),
         await tts_stream.first_clause(1 if quick else 5),
         await realtime.ws_first_audio(1 if quick else 5, scripted, LIMIT_MS),
+        await realtime.openai_realtime_first_audio(1 if quick else 5, scripted, LIMIT_MS),
         await realtime.barge_in(1 if quick else 5),
         await realtime.false_alarm(1 if quick else 5),
         await phone.phone_first_audio(1 if quick else 5, scripted, LIMIT_MS - STT_S * 1000),

@@ -24,6 +24,8 @@ async def test_bench_figures_are_well_formed() -> None:
 async def test_realtime_figures_are_well_formed() -> None:
     figure = await realtime.ws_first_audio(1, scripted, LIMIT_MS)
     assert figure["ws_commit_first_over_ms"] > -LIMIT_MS
+    openai_figure = await realtime.openai_realtime_first_audio(1, scripted, LIMIT_MS)
+    assert openai_figure["commit_to_first_audio_delta_over_ms"] > -LIMIT_MS
     barge = await realtime.barge_in(1)
     # The interruption is seen after the speech started, and no frame follows the event.
     assert barge["voiced_to_interrupted_event_ms"] > 0
