@@ -21,13 +21,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import soxr
-
 from ..audio import Audio, resample
 from ..errors import AudioTooShort
-from . import dialogue
 from . import events as ev
+from .early import EarlyTranscriber
+from .listening import Listening
 from .response import Responder, Response
 from .tool_loop import ToolOutputs
 from .turns import SessionRef, Turns
@@ -35,14 +33,12 @@ from .vad import (
     FRAME_MS,
     SAMPLE_RATE,
     FrameClassifier,
-    Segmenter,
     SpeechPaused,
     SpeechResumed,
     SpeechStarted,
     SpeechStopped,
     VoiceDismissed,
     VoiceOnset,
-    WebRtcClassifier,
 )
 
 logger = logging.getLogger(__name__)
@@ -93,16 +89,13 @@ class Conversation:
         # ToolCallRequested; respond(tool_outputs=...) continues.
         self.client_tools = client_tools
         self._classifier = classifier
-        self._segmenter, self._resampler = _input_stage(options, classifier)
+        self._input = _listening(options, classifier)
         self._send_lock = asyncio.Lock()
         self._response: Response | None = None
         self._last: Response | None = None  # the response whose turn the history holds last
-        self._early: dialogue.EarlyTranscription | None = None
-        self._abandoned: set[asyncio.Task[Any]] = set()
+        self._early = EarlyTranscriber()
         self._carried: Audio | None = None
         self._pending: Audio | None = None  # committed, waiting for respond()
-        self._buffer = bytearray()  # without server VAD: what arrived since the last commit
-        self._input_ms = 0  # listener audio received, for speech start/stop positions
         self.turns = 0
 
     def reconfigure(self, options: ConversationOptions) -> None:
@@ -110,22 +103,13 @@ class Conversation:
         received since the last utterance is dropped."""
         self.clear_input()
         self.options = options
-        self._segmenter, self._resampler = _input_stage(options, self._classifier)
+        self._input = _listening(options, self._classifier)
 
     # -- input -------------------------------------------------------------------------------
 
     async def push_audio(self, pcm: bytes) -> None:
         """PCM s16le mono at ``options.input_rate``, any length of whole samples."""
-        if self._resampler is not None:
-            samples = np.frombuffer(pcm, dtype=np.int16)
-            pcm = self._resampler.resample_chunk(samples).tobytes()
-        self._input_ms += len(pcm) * 1000 // (2 * SAMPLE_RATE)
-        if not self.options.server_vad:
-            limit = int(self.options.max_audio_s * SAMPLE_RATE) * 2
-            self._buffer += pcm
-            del self._buffer[: max(0, len(self._buffer) - limit)]
-            return
-        for event in self._segmenter.push(pcm):
+        for event in self._input.push(pcm):
             await self._on_segment(event)
 
     async def _on_segment(
@@ -149,38 +133,25 @@ class Conversation:
         elif isinstance(event, SpeechStarted):
             # Barge-in first: stopping the assistant is what the listener waits for.
             await self._interrupt(carry=True)
-            await self._emit(ev.SpeechStarted(self._input_ms))
+            await self._emit(ev.SpeechStarted(self._input.heard_ms))
         elif isinstance(event, SpeechPaused):
             self._start_early(event.audio)
         elif isinstance(event, SpeechResumed):
-            self._drop_early()
+            self._early.drop()
         else:
-            await self._emit(ev.SpeechStopped(self._input_ms))
+            await self._emit(ev.SpeechStopped(self._input.heard_ms))
             await self._utterance(event.audio, keep_early=True)
 
     async def commit(self, *, respond: bool | None = None) -> bool:
         """The listener's utterance ends now (push-to-talk, or no server VAD). A response
         follows when ``respond`` (default: ``options.auto_respond``); otherwise the utterance
         waits for respond(). False when there was too little audio to commit."""
-        was_speaking = self._segmenter.speaking
-        if self._resampler is not None:
-            # The resampler holds back a few milliseconds for its filter: they belong to this
-            # utterance. It cannot be used after its last chunk, so a new one follows.
-            tail = self._resampler.resample_chunk(np.zeros(0, dtype=np.int16), last=True)
-            self._resampler = _input_stage(self.options, self._classifier)[1]
-            if self.options.server_vad:
-                self._segmenter.push(tail.tobytes())  # too short to change the turn
-            else:
-                self._buffer += tail.tobytes()
-        if self.options.server_vad:
-            audio = self._segmenter.commit()
-        else:
-            audio = Audio(bytes(self._buffer), SAMPLE_RATE) if self._buffer else None
-            self._buffer.clear()
+        was_speaking = self._input.speaking
+        audio = self._input.commit()
         if was_speaking:
-            await self._emit(ev.SpeechStopped(self._input_ms))
+            await self._emit(ev.SpeechStopped(self._input.heard_ms))
         if audio is None or audio.duration_s < self.options.min_audio_s:
-            self._drop_early()
+            self._early.drop()
             await self._emit(
                 ev.ErrorRaised(
                     AudioTooShort(
@@ -198,15 +169,14 @@ class Conversation:
         audio = Audio(pcm, self.options.input_rate)
         if audio.sample_rate != SAMPLE_RATE:
             audio = await asyncio.to_thread(resample, audio, SAMPLE_RATE)
-        self._drop_early()
+        self._early.drop()
         self._pending = audio
 
     def clear_input(self) -> None:
         """Drops the audio received since the last utterance."""
-        self._segmenter.commit()
-        self._buffer.clear()
+        self._input.clear()
         self._pending = None
-        self._drop_early()
+        self._early.drop()
 
     async def respond(
         self,
@@ -279,9 +249,7 @@ class Conversation:
     async def close(self) -> None:
         """Stops every piece of work of this conversation and waits for it."""
         await self._cancel_response(notify=False)
-        self._drop_early()
-        if self._abandoned:
-            await asyncio.wait(self._abandoned)
+        await self._early.close()
 
     async def wait_idle(self) -> None:
         """Waits until no response is under way (for a transport that drains)."""
@@ -293,28 +261,9 @@ class Conversation:
 
     def _start_early(self, audio: Audio) -> None:
         """Transcribes the utterance so far while waiting to know whether it is over."""
-        self._drop_early()
         stt = self._turns.providers.stt
         utterance = self._with_carried(audio)
-        self._early = dialogue.EarlyTranscription.start(
-            stt.transcribe(utterance, language=self.language)
-        )
-
-    def _drop_early(self) -> None:
-        if self._early is not None:
-            self._abandon(self._early.task)
-            self._early = None
-
-    def _abandon(self, task: asyncio.Task[Any]) -> None:
-        """Cancels a task without waiting; the conversation still awaits it before it ends."""
-        task.cancel()
-        self._abandoned.add(task)
-        task.add_done_callback(self._forget)
-
-    def _forget(self, task: asyncio.Task[Any]) -> None:
-        self._abandoned.discard(task)
-        if not task.cancelled():
-            task.exception()  # retrieved: a failed speculative transcription is not news
+        self._early.start(stt.transcribe(utterance, language=self.language))
 
     def _with_carried(self, audio: Audio) -> Audio:
         """The utterance with the words of a turn the listener cut short before its answer
@@ -331,7 +280,7 @@ class Conversation:
         if self.options.auto_respond if respond is None else respond:
             await self._begin(audio, text=None, instructions=None, keep_early=keep_early)
             return
-        self._drop_early()
+        self._early.drop()
         self._pending = self._with_carried(audio)
         self._carried = None
 
@@ -353,10 +302,8 @@ class Conversation:
         if audio is not None:
             audio = self._with_carried(audio)
             self._carried = None
-        early = self._early if keep_early else None
-        if early is None:
-            self._drop_early()
-        self._early = None
+        early = self._early.take() if keep_early else None
+        self._early.drop()  # nothing to keep, or a transcription that is not this turn's
         self.turns += 1
         response = Response(uuid.uuid4().hex[:12], audio, ended_at)
         response.speak = self.options.speak if speak is None else speak
@@ -446,17 +393,12 @@ class Conversation:
             await self._sink(event)
 
 
-def _input_stage(
-    options: ConversationOptions, classifier: FrameClassifier | None
-) -> tuple[Segmenter, Any]:
-    """The voice activity segmenter and the resampler to its rate (None: none needed)."""
-    segmenter = Segmenter(
-        classifier or WebRtcClassifier(),
-        start_ms=options.vad_start_ms,
-        silence_ms=options.vad_silence_ms,
-        max_utterance_s=options.max_audio_s,
+def _listening(options: ConversationOptions, classifier: FrameClassifier | None) -> Listening:
+    return Listening(
+        input_rate=options.input_rate,
+        server_vad=options.server_vad,
+        vad_start_ms=options.vad_start_ms,
+        vad_silence_ms=options.vad_silence_ms,
+        max_audio_s=options.max_audio_s,
+        classifier=classifier,
     )
-    resampler: Any = None
-    if options.input_rate != SAMPLE_RATE:
-        resampler = soxr.ResampleStream(options.input_rate, SAMPLE_RATE, 1, dtype="int16")
-    return segmenter, resampler

@@ -1,5 +1,7 @@
 """One dialogue turn: transcribe, stream the reply, cut it into sentences, synthesize each.
 
+Its value types (timings, events) live in ``turn_types`` and are re-exported here.
+
 The language model and the speech synthesizer run concurrently: sentence k is synthesized while
 the model writes sentence k+1, and audio leaves in reply order. A turn is consumed as an async
 iterator of events; closing the iterator (client gone, barge-in) cancels all of its work.
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,8 +22,6 @@ from .aio import aclose, ms_since
 from .sentences import SentenceChunker
 from .tool_loop import (
     ClientToolCall,
-    ToolCallEnded,
-    ToolCallStarted,
     ToolClock,
     ToolExchange,
     ToolOutputs,
@@ -32,96 +32,16 @@ from .tool_loop import (
     run_round,
     split_calls,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class StageTimeouts:
-    """Seconds each stage may take: STT per utterance, LLM per reply, TTS per sentence."""
-
-    stt_s: float = 30.0
-    llm_s: float = 30.0
-    tts_s: float = 30.0
-
-
-@dataclass(slots=True)
-class TurnTimings:
-    """Milliseconds. Stage times run from a stage's first call to its last byte, so they may
-    overlap; first audio and total count from when the request was received."""
-
-    stt_ms: float | None = None
-    llm_first_token_ms: float | None = None
-    llm_ms: float | None = None
-    tts_first_audio_ms: float | None = None
-    tts_ms: float | None = None
-    tools_ms: float | None = None
-    first_audio_ms: float | None = None
-    total_ms: float | None = None
-
-    def as_dict(self, *, digits: int | None = 1) -> dict[str, float]:
-        return {
-            name: value if digits is None else round(value, digits)
-            for name in self.__slots__
-            if (value := getattr(self, name)) is not None
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class TranscriptReady:
-    text: str
-    language: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class TextDelta:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class AudioChunk:
-    """Speech of one sentence (or part of it); ``sentence`` is the text it speaks."""
-
-    audio: Audio
-    sentence: str
-    sentence_index: int
-
-
-@dataclass(frozen=True, slots=True)
-class TurnDone:
-    transcript: str
-    response_text: str
-    sample_rate: int
-    timings: TurnTimings
-    tools: tuple[ToolExchange, ...] = ()
-
-
-TurnEvent = (
-    TranscriptReady
-    | TextDelta
-    | AudioChunk
-    | ToolCallStarted
-    | ToolCallEnded
-    | ClientToolCall
-    | TurnDone
+from .turn_types import (
+    AudioChunk,
+    EarlyTranscription,
+    StageTimeouts,
+    TextDelta,
+    TranscriptReady,
+    TurnDone,
+    TurnEvent,
+    TurnTimings,
 )
-
-
-@dataclass(slots=True)
-class EarlyTranscription:
-    """A transcription started before the turn (on a pause in speech, before the end of the
-    turn was certain), with when it started and finished (``time.perf_counter()``)."""
-
-    task: asyncio.Task[Transcript]
-    started_at: float
-    finished_at: float | None = None
-
-    @classmethod
-    def start(cls, transcription: Coroutine[Any, Any, Transcript]) -> EarlyTranscription:
-        early = cls(asyncio.create_task(transcription), time.perf_counter())
-        early.task.add_done_callback(early._finished)
-        return early
-
-    def _finished(self, _task: asyncio.Task[Transcript]) -> None:
-        self.finished_at = time.perf_counter()
 
 
 @dataclass
@@ -407,3 +327,16 @@ def _leaves(group: BaseExceptionGroup[Any]) -> list[Exception]:
         elif isinstance(exc, Exception):
             found.append(exc)
     return found
+
+
+__all__ = [
+    "AudioChunk",
+    "DialogueTurn",
+    "EarlyTranscription",
+    "StageTimeouts",
+    "TextDelta",
+    "TranscriptReady",
+    "TurnDone",
+    "TurnEvent",
+    "TurnTimings",
+]
