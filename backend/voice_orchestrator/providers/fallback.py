@@ -186,63 +186,56 @@ class FallbackSpeechToText(_Fallback[SpeechToText]):
         return transcript
 
 
-class FallbackChatModel(_Fallback[ChatModelProtocol]):
+class _StreamingFallback(_Fallback[P]):
+    async def _stream(
+        self,
+        primary: Callable[[], AsyncIterator[T]],
+        fallback: Callable[[], AsyncIterator[T]],
+    ) -> AsyncIterator[T]:
+        """The primary's stream; the fallback's when the primary fails retryably before any
+        of its output was handed on (after that, the listener already has part of it)."""
+        if self.breaker.allow():
+            sent = False
+            try:
+                async with _closing(primary()) as items:
+                    async for item in items:
+                        sent = True
+                        yield item
+            except ProviderError as e:
+                if sent:
+                    self._after_output(e)
+                    raise
+                if not self._falls_back(e):
+                    raise
+            except BaseException:
+                self.breaker.abandoned()
+                raise
+            else:
+                self.breaker.succeeded()
+                self._served("primary")
+                return
+        async with _closing(fallback()) as items:
+            async for item in items:
+                yield item
+        self._served("fallback")
+
+
+class FallbackChatModel(_StreamingFallback[ChatModelProtocol]):
     stage = "llm"
 
-    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
-        if self.breaker.allow():
-            sent = False
-            try:
-                async with _closing(self.primary.stream(messages)) as deltas:
-                    async for delta in deltas:
-                        sent = True
-                        yield delta
-            except ProviderError as e:
-                if sent:
-                    self._after_output(e)
-                    raise
-                if not self._falls_back(e):
-                    raise
-            except BaseException:
-                self.breaker.abandoned()
-                raise
-            else:
-                self.breaker.succeeded()
-                self._served("primary")
-                return
-        async with _closing(self.fallback.stream(messages)) as deltas:
-            async for delta in deltas:
-                yield delta
-        self._served("fallback")
+    def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
+        return self._stream(
+            lambda: self.primary.stream(messages), lambda: self.fallback.stream(messages)
+        )
 
 
-class FallbackTextToSpeech(_Fallback[TextToSpeech]):
+class FallbackTextToSpeech(_StreamingFallback[TextToSpeech]):
     stage = "tts"
 
-    async def synthesize(self, text: str, *, voice: str | None = None) -> AsyncIterator[Audio]:
-        if self.breaker.allow():
-            sent = False
-            try:
-                async with _closing(self.primary.synthesize(text, voice=voice)) as chunks:
-                    async for chunk in chunks:
-                        sent = True
-                        yield chunk
-            except ProviderError as e:
-                if sent:
-                    self._after_output(e)
-                    raise
-                if not self._falls_back(e):
-                    raise
-            except BaseException:
-                self.breaker.abandoned()
-                raise
-            else:
-                self.breaker.succeeded()
-                self._served("primary")
-                return
+    def synthesize(self, text: str, *, voice: str | None = None) -> AsyncIterator[Audio]:
         # Voices are named per provider: another provider gets its own default.
         fallback_voice = voice if self.fallback.name == self.primary.name else None
-        async with _closing(self.fallback.synthesize(text, voice=fallback_voice)) as chunks:
-            async for chunk in chunks:
-                yield chunk
-        self._served("fallback")
+        return self._stream(
+            lambda: self.primary.synthesize(text, voice=voice),
+            lambda: self.fallback.synthesize(text, voice=fallback_voice),
+        )
