@@ -62,6 +62,16 @@ class Client:
                 if isinstance(item, dict) and item["type"] == kind:
                     return item
 
+    def types(self) -> list[str]:
+        """Event types in order, binary frames as 'audio' (runs collapsed)."""
+        out: list[str] = []
+        for item in self.received:
+            name = "audio" if isinstance(item, bytes) else item["type"]
+            if name == "audio" and out and out[-1] == "audio":
+                continue
+            out.append(name)
+        return out
+
 
 @asynccontextmanager
 async def client(base_url: str, query: str = "", **kw: Any) -> AsyncIterator[Client]:

@@ -11,87 +11,30 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from voice_orchestrator.audio import decode
 from voice_orchestrator.pipeline.vad import SAMPLE_RATE
 
-from ..conftest import HANG_S, REPO
+from .. import ws_client
+from ..conftest import HANG_S
 from ..fakes import FakeLLM, FakeSTT, FakeTTS, fake_providers
+from ..ws_client import QUESTION, SILENCE, WS_PATH, Client, start
 from .conftest import LiveServer, ServerFactory
-
-WS_PATH = "/api/v1/orchestrator/ws"
-QUESTION = decode(
-    (REPO / "tests" / "assets" / "question.wav").read_bytes(),
-    min_s=0.1,
-    max_s=60,
-    target_rate=SAMPLE_RATE,
-).audio.pcm
-SILENCE = bytes(SAMPLE_RATE * 2)  # 1 s
-
-
-def ws_url(server: LiveServer, query: str = "") -> str:
-    return server.url.replace("http://", "ws://") + WS_PATH + query
-
-
-class Client:
-    """Sends frames and reads events; ``events`` keeps every JSON event and binary frame."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self.received: list[dict[str, Any] | bytes] = []
-
-    async def send(self, **event: Any) -> None:
-        await self.ws.send(json.dumps(event))
-
-    async def speak(self, pcm: bytes = QUESTION, *, then_silence: bool = True) -> None:
-        data = pcm + (SILENCE if then_silence else b"")
-        for offset in range(0, len(data), 3200):
-            await self.ws.send(data[offset : offset + 3200])
-
-    async def next(self, wait_s: float = HANG_S) -> dict[str, Any] | bytes:
-        async with asyncio.timeout(wait_s):
-            message = await self.ws.recv()
-        item: dict[str, Any] | bytes = (
-            json.loads(message) if isinstance(message, str) else bytes(message)
-        )
-        self.received.append(item)
-        return item
-
-    async def until(self, kind: str, wait_s: float = HANG_S) -> dict[str, Any]:
-        """Reads until an event of ``kind``; returns it."""
-        async with asyncio.timeout(wait_s):
-            while True:
-                item = await self.next()
-                if isinstance(item, dict) and item["type"] == kind:
-                    return item
-
-    def types(self) -> list[str]:
-        """Event types in order, binary frames as 'audio' (runs collapsed)."""
-        out: list[str] = []
-        for item in self.received:
-            name = "audio" if isinstance(item, bytes) else item["type"]
-            if name == "audio" and out and out[-1] == "audio":
-                continue
-            out.append(name)
-        return out
 
 
 @asynccontextmanager
 async def client(server: LiveServer, query: str = "", **kw: Any) -> AsyncIterator[Client]:
-    async with connect(ws_url(server, query), max_size=2**22, **kw) as ws:
-        yield Client(ws)
-
-
-async def start(c: Client, **fields: Any) -> dict[str, Any]:
-    await c.send(type="session.start", **fields)
-    return await c.until("session.started")
+    """The shared test client (``tests/ws_client.py``) on a live server."""
+    async with ws_client.client(server.url, query, **kw) as c:
+        yield c
 
 
 def slow_tts() -> FakeTTS:
     """About 3 s of speech per sentence: a reply keeps playing long enough to interrupt."""
     return FakeTTS(seconds_per_char=0.2)
+
+
+__all__ = ["QUESTION", "SILENCE", "WS_PATH", "Client", "client", "start"]
 
 
 async def test_a_full_turn_ends_on_silence_with_events_in_order(
