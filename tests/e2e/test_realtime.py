@@ -18,7 +18,7 @@ from voice_orchestrator.pipeline.vad import SAMPLE_RATE
 from .. import ws_client
 from ..conftest import HANG_S
 from ..fakes import FakeLLM, FakeSTT, FakeTTS, fake_providers
-from ..ws_client import QUESTION, SILENCE, WS_PATH, Client, start
+from ..ws_client import QUESTION, SILENCE, Client, start
 from .conftest import LiveServer, ServerFactory
 
 
@@ -32,9 +32,6 @@ async def client(server: LiveServer, query: str = "", **kw: Any) -> AsyncIterato
 def slow_tts() -> FakeTTS:
     """About 3 s of speech per sentence: a reply keeps playing long enough to interrupt."""
     return FakeTTS(seconds_per_char=0.2)
-
-
-__all__ = ["QUESTION", "SILENCE", "WS_PATH", "Client", "client", "start"]
 
 
 async def test_a_full_turn_ends_on_silence_with_events_in_order(
