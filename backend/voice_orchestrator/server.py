@@ -19,7 +19,7 @@ import json
 import logging
 import resource
 import sys
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import h11
 import uvicorn
@@ -130,9 +130,13 @@ class _Guard:
             transport.close()
 
 
-class GuardedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with the header deadline, the header size bound and the
-    connection cap."""
+class _Guarded:
+    """What both guarded protocols add to uvicorn's: the guard, made with the protocol, that
+    refuses connections over the cap and closes those whose headers do not arrive in time.
+    Listed before uvicorn's class, so that its methods wrap uvicorn's."""
+
+    loop: asyncio.AbstractEventLoop
+    connections: set[Any]
 
     def __init__(
         self,
@@ -141,18 +145,24 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         app_state: dict[str, Any],
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
+        super().__init__(config, server_state, app_state, _loop)  # type: ignore[call-arg]
         self._guard = _Guard(config, self.loop)
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        if self._guard.admit(transport, len(self.connections)):
-            super().connection_made(transport)
-            self._guard.arm(transport)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        tcp = cast(asyncio.Transport, transport)  # a server socket's transport
+        if self._guard.admit(tcp, len(self.connections)):
+            super().connection_made(tcp)  # type: ignore[misc]
+            self._guard.arm(tcp)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._guard.disarm()
         if not self._guard.refused:
-            super().connection_lost(exc)
+            super().connection_lost(exc)  # type: ignore[misc]
+
+
+class GuardedHttpToolsProtocol(_Guarded, HttpToolsProtocol):
+    """uvicorn's httptools protocol with the header deadline, the header size bound and the
+    connection cap."""
 
     def data_received(self, data: bytes) -> None:
         if not self._guard.refused:
@@ -181,29 +191,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             raise ValueError("request headers too large")
 
 
-class GuardedH11Protocol(H11Protocol):
+class GuardedH11Protocol(_Guarded, H11Protocol):
     """uvicorn's h11 protocol with the header deadline and the connection cap (h11 refuses
     incomplete headers over ``h11_max_incomplete_event_size`` itself)."""
-
-    def __init__(
-        self,
-        config: uvicorn.Config,
-        server_state: ServerState,
-        app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None,
-    ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
-        self._guard = _Guard(config, self.loop)
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        if self._guard.admit(transport, len(self.connections)):
-            super().connection_made(transport)
-            self._guard.arm(transport)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._guard.disarm()
-        if not self._guard.refused:
-            super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._guard.refused:
