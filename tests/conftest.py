@@ -19,6 +19,17 @@ from .fakes import fake_providers
 
 REPO = Path(__file__).resolve().parents[1]
 SPEECH = REPO.parent / "shared" / "data" / "speech"
+# Real speech kept in the repository, for tests that must run without ../shared.
+QUESTION_WAV = REPO / "tests" / "assets" / "question.wav"
+
+
+def speech_clip(name: str) -> Path:
+    """A clip of ../shared/data/speech; the test is skipped where that folder is absent."""
+    if not SPEECH.is_dir():
+        pytest.skip(f"real speech clips not found at {SPEECH}")
+    return SPEECH / name
+
+
 # How long a test waits for something that must happen before it calls it a hang. Generous on
 # purpose: a slow or loaded machine makes the suite slower, never red. Tests assert what
 # happened (events, counters, order), never how fast.

@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed
 
 from voice_orchestrator.pipeline.turns import SessionRef, Turn
 
-from ..conftest import HANG_S, SPEECH
+from ..conftest import HANG_S, QUESTION_WAV, SPEECH
 from ..telephony_clients import (
     TwilioCall,
     dumps,
@@ -32,7 +32,10 @@ VOICE_PATH = "/api/telephony/twilio/voice"
 TWILIO_PATH = "/api/telephony/twilio/stream"
 ACS_PATH = "/api/telephony/acs/stream"
 WAIT_S = HANG_S  # a hang guard, never a pace
+# A caller's question: a clip of ../shared when it is there, else the repository's own.
 SPEECH_FILE = SPEECH / "13_LDC93S1_16k.wav"
+if not SPEECH_FILE.exists():
+    SPEECH_FILE = QUESTION_WAV
 CALLER_SPEECH = speech_mulaw_frames(SPEECH_FILE)
 CALLER_PAUSE = silence_mulaw_frames(1000)
 

@@ -30,7 +30,7 @@ from voice_orchestrator.telephony_messages import (
     twilio_media_message,
 )
 
-from ..conftest import SPEECH
+from ..conftest import speech_clip
 from ..telephony_clients import (
     AcsCall,
     TwilioCall,
@@ -224,7 +224,7 @@ def test_messages_to_acs_have_the_sdk_shapes() -> None:
 
 def test_a_scripted_twilio_call_parses_in_order() -> None:
     call = TwilioCall()
-    frames = speech_mulaw_frames(SPEECH / "03_goforward_16k.wav")
+    frames = speech_mulaw_frames(speech_clip("03_goforward_16k.wav"))
     script = [
         call.connected(),
         call.start({"session_id": call.call_sid, "token": "1.x"}),
@@ -249,7 +249,7 @@ def test_a_scripted_twilio_call_parses_in_order() -> None:
 
 
 def test_speech_becomes_20_ms_mulaw_frames_that_sound_like_it() -> None:
-    path = SPEECH / "03_goforward_16k.wav"
+    path = speech_clip("03_goforward_16k.wav")
     frames = speech_mulaw_frames(path)
     pcm = speech_pcm(path, 8000)
     assert {len(frame) for frame in frames} == {160}
@@ -264,7 +264,7 @@ def test_speech_becomes_20_ms_mulaw_frames_that_sound_like_it() -> None:
 
 def test_a_scripted_acs_call_parses_and_round_trips_its_audio() -> None:
     call = AcsCall(sample_rate=24000)
-    pcm = speech_pcm(SPEECH / "03_goforward_16k.wav", 24000)[: 960 * 5 + 100]
+    pcm = speech_pcm(speech_clip("03_goforward_16k.wav"), 24000)[: 960 * 5 + 100]
     messages = [call.metadata(), *call.audio_stream(pcm)]
     parsed = [parse_acs_message(json.dumps(m)) for m in messages]
     metadata = parsed[0]
